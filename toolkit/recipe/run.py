@@ -1,0 +1,271 @@
+"""Running a recipe end to end into a run directory.
+
+`run_recipe(recipe, run_dir)` seeds everything, builds the data and the compiled model
+(`toolkit.recipe.build`), writes the resolved `recipe.toml`, trains with `toolkit.train.fit` over an
+endless pipeline (which logs TensorBoard events into the run directory), evaluates on the test
+split and writes `model.keras`, `summary.json` and `report.md` (every file atomically).
+
+Running the same recipe again on the same directory continues it: `fit` resumes from the run
+directory's checkpoint, so a larger `train.steps` extends the run. A directory holding a run of a
+*different* recipe is refused rather than mixed; `fresh=True` deletes the previous run first.
+
+Example:
+
+>>> import tempfile
+>>> from toolkit.recipe import load_recipe
+>>> from toolkit.recipe.run import run_recipe, smoke_recipe
+>>> recipe = smoke_recipe(load_recipe("digits_mlp"))
+>>> result = run_recipe(recipe, tempfile.mkdtemp(), verbose=0)  # doctest: +SKIP
+>>> sorted(result.summary["eval"])  # doctest: +SKIP
+['accuracy', 'loss']
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import RecipeError
+from toolkit.recipe.build import build_data, build_model
+from toolkit.recipe.dump import write_recipe
+from toolkit.recipe.load import load_recipe
+from toolkit.recipe.report import write_report, write_summary
+from toolkit.recipe.schema import TABLES, Recipe
+
+__all__ = ["RunResult", "default_run_dir", "run_recipe", "smoke_recipe"]
+
+# --smoke budgets: enough steps for two evaluations and a few log points, on a data sample.
+_SMOKE_STEPS, _SMOKE_EVAL_EVERY, _SMOKE_LOG_EVERY = 20, 10, 5
+_SMOKE_TRAIN_EXAMPLES, _SMOKE_EVAL_EXAMPLES = 256, 128
+_RESUMABLE_KEYS = ("train.steps",)  # a continued run may only change its budget
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What `run_recipe` produced.
+
+    Args:
+        run_dir: The run directory.
+        recipe: The recipe that ran.
+        model: The trained `keras.Model`.
+        summary: The content of `summary.json`.
+
+    Example:
+
+    >>> RunResult(Path("runs/demo"), Recipe(), None, {"steps": 0}).summary["steps"]
+    0
+    """
+
+    run_dir: Path
+    recipe: Recipe
+    model: Any
+    summary: dict
+
+
+def smoke_recipe(recipe: Recipe) -> Recipe:
+    """Shrinks every budget of a recipe so it runs in seconds (the CLI's `--smoke`).
+
+    Steps, evaluation and logging intervals and the train and test samples are capped; the
+    model and the optimizer are kept, so a smoke run exercises the same code path.
+
+    Args:
+        recipe: The recipe to shrink.
+
+    Returns:
+        A copy with small budgets.
+
+    Example:
+
+    >>> small = smoke_recipe(Recipe())
+    >>> small.train.steps, small.data.max_train_examples
+    (20, 256)
+    """
+
+    def cap(value: int, limit: int) -> int:
+        return min(value, limit) if value else limit
+
+    data = dataclasses.replace(
+        recipe.data,
+        max_train_examples=cap(recipe.data.max_train_examples, _SMOKE_TRAIN_EXAMPLES),
+        max_eval_examples=cap(recipe.data.max_eval_examples, _SMOKE_EVAL_EXAMPLES),
+    )
+    train = dataclasses.replace(
+        recipe.train,
+        steps=min(recipe.train.steps, _SMOKE_STEPS),
+        eval_every_steps=min(recipe.train.eval_every_steps, _SMOKE_EVAL_EVERY),
+        log_every_steps=cap(recipe.train.log_every_steps, _SMOKE_LOG_EVERY),
+    )
+    return dataclasses.replace(recipe, data=data, train=train)
+
+
+def default_run_dir(recipe: Recipe, smoke: bool = False) -> Path:
+    """Returns `runs/<recipe name>/default` (or `.../smoke`), relative to the working directory.
+
+    Args:
+        recipe: The recipe.
+        smoke: Whether this is a `--smoke` run, kept apart from the real one. Defaults to `False`.
+
+    Returns:
+        The path.
+
+    Example:
+
+    >>> default_run_dir(Recipe(name="mnist1d_cnn")).as_posix()
+    'runs/mnist1d_cnn/default'
+    """
+    return Path("runs") / recipe.name / ("smoke" if smoke else "default")
+
+
+def _differences(old: Recipe, new: Recipe) -> list[str]:
+    """Keys whose values differ between two recipes (as `table.key=old->new`)."""
+    changes = [] if old.name == new.name else [f"name={old.name!r}->{new.name!r}"]
+    for table in TABLES:
+        a, b = getattr(old, table), getattr(new, table)
+        for field in dataclasses.fields(a):
+            key = f"{table}.{field.name}"
+            before, after = getattr(a, field.name), getattr(b, field.name)
+            if before != after and key not in _RESUMABLE_KEYS:
+                changes.append(f"{key}={before!r}->{after!r}")
+    return changes
+
+
+def _prepare_run_dir(run_dir: Path, recipe: Recipe, fresh: bool) -> None:
+    """Creates, checks or (with `fresh`) empties the run directory."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RecipeError(f"Run directory {str(run_dir)!r} is a file. Pass another --run-dir.")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        recipe_file = run_dir / "recipe.toml"
+        if not recipe_file.is_file():
+            raise RecipeError(
+                f"Run directory {str(run_dir)!r} is not empty and holds no recipe.toml, so it is "
+                f"not a toolkit run; refusing to write into it. Pass an empty or new --run-dir."
+            )
+        if fresh:
+            # Rename first (atomic), then delete: a crash never leaves a half-deleted run behind
+            # under the run directory's name.
+            trash = run_dir.with_name(f".{run_dir.name}.deleting-{uuid.uuid4().hex[:8]}")
+            os.replace(run_dir, trash)
+            shutil.rmtree(trash)
+        else:
+            changes = _differences(load_recipe(recipe_file), recipe)
+            if changes:
+                raise RecipeError(
+                    f"Run directory {str(run_dir)!r} holds a run of a different recipe "
+                    f"({', '.join(changes)}); only train.steps may change to continue a run. "
+                    f"Add --fresh to start over there, or pass another --run-dir."
+                )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _hparams(recipe: Recipe) -> dict:
+    """The recipe as flat `table.key` hyperparameters for TensorBoard (lists as text)."""
+    values = {"recipe": recipe.name}
+    for table in TABLES:
+        config = getattr(recipe, table)
+        for field in dataclasses.fields(config):
+            value = getattr(config, field.name)
+            is_list = isinstance(value, tuple)
+            values[f"{table}.{field.name}"] = str(list(value)) if is_list else value
+    return values
+
+
+def _save_model(model: Any, path: Path) -> None:
+    """Saves a `.keras` file atomically (Keras needs the suffix, so the temp file keeps it)."""
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def run_recipe(
+    recipe: Recipe, run_dir: str | os.PathLike | None = None, *, fresh: bool = False,
+    verbose: Any = "auto",
+) -> RunResult:
+    """Trains a recipe into a run directory and evaluates it on the test split.
+
+    Args:
+        recipe: The recipe (see `toolkit.recipe.load_recipe`).
+        run_dir: Directory for `recipe.toml`, TensorBoard events, checkpoints, `model.keras`,
+            `report.md` and `summary.json`. Defaults to `None` (`default_run_dir(recipe)`).
+        fresh: Delete the directory's previous run first. Defaults to `False` (continue it).
+        verbose: Passed to `toolkit.train.fit` (`"auto"` shows a progress bar over the whole
+            step budget). Defaults to `"auto"`.
+
+    Returns:
+        A `RunResult`.
+
+    Raises:
+        RecipeError: If the directory holds another recipe's run or is not a run directory.
+        DataError: For unknown, malformed or non-finite data, or labels out of range.
+        ModelError: For an unknown model name or a model that does not fit the data.
+
+    Example:
+
+    >>> import tempfile
+    >>> overrides = ["train.steps=4", "train.deterministic=false"]
+    >>> recipe = smoke_recipe(load_recipe("digits_mlp", overrides))
+    >>> result = run_recipe(recipe, tempfile.mkdtemp(), verbose=0)
+    >>> result.summary["steps"], result.summary["examples_seen"]
+    (4, 256)
+    """
+    import keras
+    import tensorflow as tf
+
+    from toolkit.callbacks import Axes
+    from toolkit.clock import TrainClock
+    from toolkit.data import endless, endless_info
+    from toolkit.train import fit
+
+    started = time.monotonic()
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
+    _prepare_run_dir(run_dir, recipe, fresh)
+    keras.utils.set_random_seed(recipe.train.seed)
+    data = build_data(recipe.data)
+    model = build_model(recipe, data)
+    write_recipe(recipe, run_dir / "recipe.toml", header="Resolved recipe of this run.")
+    if recipe.train.deterministic:
+        # Process-wide and irreversible, so only once the inputs are known to be good:
+        # bit-identical reruns on CPU (DESIGN: exact resume).
+        tf.config.experimental.enable_op_determinism()
+    train_data = endless(
+        (data.x_train, data.y_train), recipe.data.batch_size, seed=recipe.train.seed,
+        sampling=recipe.data.sampling,
+    )
+    info = endless_info(train_data)
+    clock = TrainClock(dataset_size=len(data.x_train), examples_at=info.examples_at)
+    hparams = _hparams(recipe)
+    callbacks = []
+    if recipe.train.log_every_steps:
+        callbacks.append(Axes(run_dir, every_steps=recipe.train.log_every_steps, clock=clock,
+                              hparams=hparams))
+    history = fit(
+        model, train_data, steps=recipe.train.steps, eval_data=(data.x_test, data.y_test),
+        eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, callbacks=callbacks,
+        seed=recipe.train.seed, verbose=verbose, hparams=hparams, clock=clock,
+    )
+    metrics = model.evaluate(
+        data.x_test, data.y_test, batch_size=max(recipe.data.batch_size, 256), verbose=0,
+        return_dict=True,
+    )
+    _save_model(model, run_dir / "model.keras")
+    reading = clock.reading()
+    summary = {
+        "recipe": recipe.name,
+        "dataset": data.name,
+        "steps": int(model.optimizer.iterations.numpy()),
+        "examples_seen": reading.examples_seen,
+        "epochs": reading.epochs,
+        "wall_seconds": reading.wall_seconds,
+        "command_seconds": time.monotonic() - started,
+        "eval": {key: float(value) for key, value in metrics.items()},
+        "history": {"steps": list(history.steps), **{
+            key: [float(v) for v in values] for key, values in history.history.items()}},
+    }
+    write_summary(run_dir, summary)
+    write_report(run_dir, recipe, summary, model)
+    return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

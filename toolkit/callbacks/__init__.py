@@ -1,0 +1,31 @@
+"""Keras callbacks, one per module, each usable in a plain `model.fit(callbacks=[...])`.
+
+Callbacks count in optimizer steps (`model.optimizer.iterations`), never in batches or epochs,
+so they work with any `steps_per_execution` and continue across `fit` calls and resumed runs.
+They read values from the device only every `every_steps` steps, never at every step.
+
+- `Axes`: TensorBoard scalars against steps, examples seen, wall time and epoch-equivalents.
+- `Progress`: one progress bar over the whole step budget.
+- `Checkpoint`: a resumable checkpoint (model, Adam state, clock) every N steps.
+- `NanGuard`: rolls back non-finite steps, lowers the learning rate, or explains the divergence.
+
+Example:
+
+>>> import tempfile
+>>> import keras, numpy as np
+>>> from toolkit.callbacks import Axes, Progress
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+>>> model.compile("adam", "mse")
+>>> callbacks = [Axes(tempfile.mkdtemp(), every_steps=4), Progress(every_steps=8)]
+>>> _ = model.fit(np.ones((64, 4)), np.ones(64), batch_size=8, epochs=3, verbose=0,
+...               callbacks=callbacks)  # doctest: +ELLIPSIS
+8/24 [========................]  33% ...
+24/24 [========================] 100% ...
+"""
+
+from toolkit.callbacks.axes import Axes
+from toolkit.callbacks.checkpoint import Checkpoint
+from toolkit.callbacks.nan_guard import NanGuard
+from toolkit.callbacks.progress import Progress
+
+__all__ = ["Axes", "Progress", "Checkpoint", "NanGuard"]

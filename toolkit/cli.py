@@ -16,7 +16,7 @@ import sys
 import textwrap
 from typing import Sequence
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, TrainingPreempted
 
 __all__ = ["main"]
 
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         return args.handler(args)
+    except TrainingPreempted as stopped:  # A clean stop with a checkpoint, not a mistake.
+        print(f"toolkit: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except ToolkitError as error:
         message = " ".join(str(error).split())
         print(f"toolkit: error: {message}", file=sys.stderr)

@@ -22,6 +22,7 @@ __all__ = [
     "ModelError",
     "CheckpointError",
     "TrainingDivergedError",
+    "TrainingPreempted",
 ]
 
 
@@ -47,3 +48,15 @@ class CheckpointError(ToolkitError, RuntimeError):
 
 class TrainingDivergedError(ToolkitError, RuntimeError):
     """Training produced non-finite values and could not recover."""
+
+
+class TrainingPreempted(ToolkitError, RuntimeError):
+    """SIGTERM or SIGINT stopped training after a checkpoint was written; rerun to resume.
+
+    Attributes:
+        exit_code: `128 + signal number`, the shell's convention (143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int = 143):
+        super().__init__(message)
+        self.exit_code = exit_code

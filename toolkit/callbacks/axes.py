@@ -86,6 +86,33 @@ class Axes(keras.callbacks.Callback):
         self._windows = MetricWindows()
         self._writers: Dict[str, ScalarWriter] = {}
         self._hparams_written = False
+        self._resumed_base = None
+
+    # Resume (the callback-state protocol of `toolkit.train.Checkpointer`) -----------------------
+
+    def get_state(self) -> Dict[str, Any]:
+        """The logging position: grid, open window and whether the HParams were written."""
+        windows = self._windows
+        return {
+            "next_step": self._points.next_step,
+            "last_step": getattr(self, "_last_step", None),
+            "base": {k: list(v) for k, v in windows._base.items()},
+            "carry": {k: list(v) for k, v in windows._carry.items()},
+            "closed": windows.closed,
+            "hparams_written": self._hparams_written,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues the logging position of `get_state` (the open window resumes with the
+        metric state `toolkit.train.fit` restores when the interval begins again)."""
+        self._points.next_step = int(state["next_step"])
+        if state.get("last_step") is not None:
+            self._last_step = int(state["last_step"])
+        self._windows._carry = {k: tuple(v) for k, v in state["carry"].items()}
+        self._resumed_base = None if state["closed"] else {
+            k: tuple(v) for k, v in state["base"].items()
+        }
+        self._hparams_written = bool(state["hparams_written"])
 
     # Keras hooks --------------------------------------------------------------------------------
 
@@ -111,6 +138,8 @@ class Axes(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._points.epoch_begin(optimizer_step(self.model))
         self._windows.epoch_begin()
+        if self._resumed_base is not None:  # Resumed inside an interval: the window goes on.
+            self._windows._base, self._resumed_base = self._resumed_base, None
 
     # Not on_train_batch_end: overriding it makes Keras convert the logs at every step.
     def on_train_batch_begin(self, batch, logs=None):

@@ -16,6 +16,7 @@ one that determines where training starts):
 """
 
 import numbers
+import os
 import warnings
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -24,12 +25,15 @@ import keras
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.progress import Progress
 from toolkit.clock import TrainClock
-from toolkit.errors import ModelError, RecipeError
+from toolkit.errors import ModelError, RecipeError, TrainingPreempted
 from toolkit.train.fast_defaults import (
     apply_execution_settings,
     choose_jit_compile,
     choose_steps_per_execution,
 )
+from toolkit.train.checkpoint import Checkpointer
+from toolkit.train.event_trim import trim_events
+from toolkit.train.resume import default_checkpoint_every, run_dir_callbacks
 from toolkit.train.history import HistoryRecorder, StepHistory
 from toolkit.train.intervals import fit_calls, interval_plan, log_every_steps
 from toolkit.train.run_callbacks import RunCallbacks
@@ -53,6 +57,7 @@ def fit(
     jit_compile: Union[bool, str] = "auto",
     hparams: Optional[Mapping[str, Any]] = None,
     clock: Optional[TrainClock] = None,
+    checkpoint_every_steps: Optional[int] = None,
 ) -> StepHistory:
     """Trains `model` until `model.optimizer.iterations == steps`, evaluating at intervals.
 
@@ -81,7 +86,11 @@ def fit(
             `tf.data.Dataset`. Defaults to `None` (no evaluation).
         eval_every_steps: Steps per interval. Defaults to `None` (one interval: evaluate at
             the end only).
-        run_dir: Directory for TensorBoard events. Defaults to `None` (no logging).
+        run_dir: Directory of the run: TensorBoard events and checkpoints. With it the run is
+            resumable: calling `fit` again with the same `run_dir` (e.g. after a crash, a kill
+            or a preemption) continues from the newest good checkpoint exactly, and SIGTERM /
+            Ctrl-C write a checkpoint and stop (`TrainingPreempted`). Defaults to `None` (no
+            logging, no checkpoints).
         callbacks: Keras callbacks; they see one run with one epoch per interval. Defaults to
             `None`.
         seed: Seed of the endless pipeline made from arrays. Defaults to `0`.
@@ -93,6 +102,9 @@ def fit(
             budget, batch size, seed, optimizer, learning rate and execution settings).
         clock: The run's `toolkit.TrainClock` (e.g. restored from a checkpoint). Defaults to
             `None` (a new clock fed by the data's batch size and dataset size).
+        checkpoint_every_steps: Steps between checkpoints in `run_dir/checkpoints`. Defaults to
+            `None` (`toolkit.train.resume.default_checkpoint_every`: a multiple of the
+            evaluation interval of at least 250 steps, at most 1000).
 
     Returns:
         A `StepHistory` with a point at each interval end of this call.
@@ -101,6 +113,8 @@ def fit(
         DataError: For training data that cannot be bounded or bad evaluation data.
         ModelError: For a model that is not compiled.
         RecipeError: For a bad `steps`, `eval_every_steps`, `verbose` or execution setting.
+        ModelError: For a `run_dir` whose checkpoint belongs to another model (nothing changed).
+        TrainingPreempted: SIGTERM or SIGINT stopped training after writing a checkpoint.
 
     Example:
 
@@ -124,19 +138,8 @@ def fit(
     train = training_data(data, batch_size=batch_size, seed=seed)
     evaluation = evaluation_data(eval_data, train.batch_size)
 
-    first = start_step(model, run_dir)
-    plan = interval_plan(first, steps, eval_every_steps)
-    if not plan:
-        warnings.warn(
-            f"`fit` has nothing to train: the model is at step {first}, which reaches the "
-            f"budget steps={steps}. Pass a larger `steps` to continue training.",
-            stacklevel=2,
-        )
-        return StepHistory()
-
     spe = choose_steps_per_execution(steps, steps_per_execution, eval_every_steps)
     jit = choose_jit_compile(steps, jit_compile)
-    apply_execution_settings(model, spe, jit)
     if clock is None:
         clock = TrainClock(
             batch_size=train.batch_size,
@@ -156,18 +159,50 @@ def fit(
         defaults.append(Axes(run_dir, every_steps=every, clock=clock, hparams=hparams))
     if verbose and not any(isinstance(c, Progress) for c in user_callbacks):
         defaults.append(Progress(steps, every_steps=every))
-    run_callbacks = RunCallbacks(
-        defaults + user_callbacks + [HistoryRecorder(history, clock)], model=model
-    )
-    _run(model, train, evaluation, plan, eval_every_steps or steps, run_callbacks, clock)
+    # Loggers first, savers last: a checkpoint holds every state after its step boundary.
+    ordered = defaults + user_callbacks + [HistoryRecorder(history, clock)]
+    checkpointer = preemption = None
+    if run_dir is not None:
+        if checkpoint_every_steps is None:
+            checkpoint_every_steps = default_checkpoint_every(steps, eval_every_steps)
+        checkpoint_every_steps = _check_steps("checkpoint_every_steps", checkpoint_every_steps)
+        checkpointer, state, savers = run_dir_callbacks(
+            model, run_dir, clock=clock, every_steps=checkpoint_every_steps,
+            batch_at=_batch_at(train), resume_hint=_RESUME_HINT,
+        )
+        ordered += state + savers
+        checkpointer.callbacks = ordered
+        preemption = savers[-1]
+    first = start_step(model, run_dir, checkpointer)
+    if checkpointer is not None and state[0].pending and train.rebuild is not None:
+        _build_metrics(model, train.rebuild(first))
+    plan = interval_plan(first, steps, eval_every_steps)
+    if not plan:
+        warnings.warn(
+            f"`fit` has nothing to train: the model is at step {first}, which reaches the "
+            f"budget steps={steps}. Pass a larger `steps` to continue training.",
+            stacklevel=2,
+        )
+        return history
+    apply_execution_settings(model, spe, jit)
+    run_callbacks = RunCallbacks(ordered, model=model)
+    _run(model, train, evaluation, plan, eval_every_steps or steps, run_callbacks, clock,
+         checkpointer)
+    if preemption is not None and preemption.requested is not None:
+        raise TrainingPreempted(preemption.message, exit_code=preemption.exit_code)
     return history
 
 
-def start_step(model: keras.Model, run_dir: Optional[str]) -> int:
-    """Returns the optimizer step training starts from: `model.optimizer.iterations`.
+def start_step(
+    model: keras.Model, run_dir: Optional[str], checkpointer: Optional[Checkpointer] = None
+) -> int:
+    """Returns the optimizer step training starts from, restoring the run's newest checkpoint.
 
-    This is where a restore from `run_dir` plugs in (it sets the model, optimizer and clock
-    state, then the step read here is the restored one).
+    With a `checkpointer` (the one `fit` keeps in `run_dir/checkpoints`), the newest good
+    checkpoint is restored: model, built optimizer, clock and callback states (a damaged newest
+    checkpoint is skipped with a warning). The run's TensorBoard events logged after that step
+    by the interrupted run are then cut off (`toolkit.train.event_trim`), so the curves go on
+    without overlap. Without one, the step is `model.optimizer.iterations`.
 
     Example:
 
@@ -176,7 +211,11 @@ def start_step(model: keras.Model, run_dir: Optional[str]) -> int:
     >>> start_step(model, run_dir=None)
     0
     """
-    del run_dir  # Checkpoint restore (issue 3) goes here.
+    if checkpointer is not None and checkpointer.checkpoints():
+        step = checkpointer.restore()
+        clock = checkpointer.clock
+        examples = clock.examples_at(step) if clock is not None else 0
+        trim_events(os.fspath(run_dir), step=step, examples=examples)
     return int(model.optimizer.iterations)
 
 
@@ -188,11 +227,15 @@ def _run(
     every: int,
     callbacks: RunCallbacks,
     clock: TrainClock,
+    checkpointer: Optional[Checkpointer] = None,
 ) -> None:
     clock.start()
     try:
         callbacks.set_params({"verbose": 0, "epochs": plan[-1][0] // every + 1, "steps": every})
         callbacks.begin_run()
+        if checkpointer is not None:
+            # `on_train_begin` reset the callbacks' counters: the restored ones win.
+            checkpointer.apply_pending_states()
         for begin, end, num_epochs in fit_calls(plan, every, model.steps_per_execution):
             epoch = begin // every
             model.fit(
@@ -210,6 +253,28 @@ def _run(
         callbacks.end_run()
     finally:
         clock.pause()
+        if checkpointer is not None:
+            checkpointer.close()
+
+
+_RESUME_HINT = (
+    "run the same command again (`toolkit train` with the same --run-dir, or `fit` with the same "
+    "`run_dir`): it continues from this checkpoint"
+)
+
+
+def _build_metrics(model: keras.Model, dataset) -> None:
+    """Builds the compiled metrics (Keras does it at the first step) to restore their state."""
+    metrics = getattr(model, "_compile_metrics", None)
+    if metrics is not None and not metrics.built:
+        model._symbolic_build(data_batch=next(iter(dataset.take(1))))
+
+
+def _batch_at(train: TrainingData):
+    """`step -> batch` of the endless pipeline (for NanGuard's diagnosis), or `None`."""
+    if train.rebuild is None:
+        return None
+    return lambda step: next(iter(train.rebuild(step).take(1)))
 
 
 def _default_hparams(model, steps, train, eval_every_steps, seed, spe, jit) -> dict:

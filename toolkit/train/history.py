@@ -74,6 +74,18 @@ class HistoryRecorder(keras.callbacks.Callback):
         self.history = history
         self.clock = clock
 
+    def get_state(self):
+        """The points so far (a resumed run's history continues them)."""
+        return dataclasses.asdict(self.history)
+
+    def set_state(self, state):
+        for field in dataclasses.fields(StepHistory):
+            setattr(self.history, field.name, [] if field.name != "history" else {})
+        self.history.steps.extend(int(s) for s in state["steps"])
+        self.history.examples_seen.extend(int(e) for e in state["examples_seen"])
+        self.history.wall_seconds.extend(float(w) for w in state["wall_seconds"])
+        self.history.history.update({k: [float(v) for v in vs] for k, vs in state["history"].items()})
+
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations)
         if self.clock is None:

@@ -1,0 +1,68 @@
+"""A tiny training run for the resume tests: `python resume_script.py RUN_DIR OUT.json`.
+
+Env: TOOLKIT_TEST_SIGTERM_AT=<step> sends SIGTERM to itself when that step begins;
+TOOLKIT_TEST_SLOW_SAVE=<seconds> sleeps inside every checkpoint write (to kill it there).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from toolkit.data import endless
+from toolkit.errors import TrainingPreempted
+from toolkit.train import checkpoint_files
+from toolkit.train.fit import fit
+
+
+def main(run_dir, out):
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32") + (x[:, 2] > 1).astype("int32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dropout(0.1), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(True),
+                  metrics=["accuracy"])
+    callbacks = []
+    sigterm_at = os.environ.get("TOOLKIT_TEST_SIGTERM_AT")
+    if sigterm_at:
+        def maybe_kill(batch, logs):
+            if int(model.optimizer.iterations) == int(sigterm_at):
+                signal.raise_signal(signal.SIGTERM)
+        callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_begin=maybe_kill))
+    slow = float(os.environ.get("TOOLKIT_TEST_SLOW_SAVE", "0"))
+    if slow:
+        write = checkpoint_files.write_checkpoint
+
+        def slow_write(*args, **kwargs):
+            print("SAVING", flush=True)
+            time.sleep(slow)
+            return write(*args, **kwargs)
+        checkpoint_files.write_checkpoint = slow_write
+    data = endless((x, y), 16, seed=1)
+    try:
+        history = fit(model, data, steps=120, eval_data=(x[:64], y[:64]), eval_every_steps=30,
+                      run_dir=run_dir, checkpoint_every_steps=10, callbacks=callbacks,
+                      verbose=0, steps_per_execution=1, jit_compile=False)
+    except TrainingPreempted as stopped:
+        print(stopped, file=sys.stderr)
+        return stopped.exit_code
+    result = {
+        "model": [np.asarray(v).tolist() for v in model.variables],
+        "optimizer": [np.asarray(v).tolist() for v in model.optimizer.variables],
+        "steps": history.steps, "examples": history.examples_seen, "history": history.history,
+    }
+    with open(out, "w") as file:
+        json.dump(result, file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

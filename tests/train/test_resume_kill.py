@@ -1,0 +1,89 @@
+"""Exact resume of real training processes killed with SIGTERM and SIGKILL (tests/train/resume_script.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "resume_script.py")
+WALL_TIME_TAGS = ("steps_per_second", "examples_per_second")
+
+
+def _run(run_dir, out, env=None, wait=True):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    process = subprocess.Popen([sys.executable, SCRIPT, str(run_dir), str(out)], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not wait:
+        return process
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout + stderr
+
+
+def _scalars(run_dir):
+    curves = {}
+    for run in ("train", "validation"):
+        accumulator = EventAccumulator(str(run_dir / run), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["tensors"]:  # Scalars written as tensor summaries.
+            if not tag.endswith(WALL_TIME_TAGS):
+                curves[f"{run}/{tag}"] = [
+                    (e.step, tensor_util.make_ndarray(e.tensor_proto).item())
+                    for e in accumulator.Tensors(tag)
+                ]
+    return curves
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    code, output = _run(root / "run", root / "out.json")
+    assert code == 0, output
+    return json.loads((root / "out.json").read_text()), _scalars(root / "run")
+
+
+def _assert_same(reference, run_dir, out):
+    result, curves = reference
+    resumed = json.loads(out.read_text())
+    for key in ("model", "optimizer", "steps", "examples", "history"):
+        assert resumed[key] == result[key], key
+    assert _scalars(run_dir) == curves
+    steps = [step for step, _ in curves["train/loss"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 120, steps  # no overlap, no restart
+    assert [step for step, _ in curves["validation/loss"]] == [30, 60, 90, 120]
+    assert curves["train/by_examples/loss"][-1][0] == 120 * 16
+
+
+def test_sigterm_checkpoints_stops_cleanly_and_resumes_exactly(reference, tmp_path):
+    code, output = _run(tmp_path / "run", tmp_path / "out.json", {"TOOLKIT_TEST_SIGTERM_AT": "47"})
+    assert code == 128 + signal.SIGTERM, output
+    assert "checkpoint of step 47" in output and "run the same command again" in output
+    assert not (tmp_path / "out.json").exists()
+    code, output = _run(tmp_path / "run", tmp_path / "out.json")
+    assert code == 0, output
+    _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
+
+
+def test_sigkill_during_a_save_then_resume_is_exact(reference, tmp_path):
+    process = _run(tmp_path / "run", tmp_path / "out.json", {"TOOLKIT_TEST_SLOW_SAVE": "0.3"},
+                   wait=False)
+    saves = 0
+    for line in process.stdout:  # Kill inside the 5th save (steps 0, 10, 20, 30 are written).
+        saves += line.startswith("SAVING")
+        if saves == 5:
+            time.sleep(0.1)
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    steps = sorted(name for name in os.listdir(tmp_path / "run" / "checkpoints")
+                   if name.startswith("ckpt-"))
+    assert steps[-1] == "ckpt-00000030", steps
+    code, output = _run(tmp_path / "run", tmp_path / "out.json")
+    assert code == 0, output
+    _assert_same(reference, tmp_path / "run", tmp_path / "out.json")

@@ -8,8 +8,8 @@ from toolkit.errors import DataError
 
 
 def test_builtin_names_and_unknown_name():
-    assert builtin_names() == ("digits", "heavy_tailed", "mnist1d")
-    with pytest.raises(DataError, match=r"Unknown dataset 'mnist'. Valid names: digits, heavy_tailed, mnist1d"):
+    assert builtin_names() == ("digits", "heavy_tailed", "mnist1d", "mnist1d_position")
+    with pytest.raises(DataError, match=r"Unknown dataset 'mnist'. Valid names: digits, heavy_tailed, mnist1d, mnist1d_position"):
         load("mnist")
     with pytest.raises(DataError, match=r"`seed` must be a non-negative integer"):
         load("digits", seed=-1)
@@ -109,3 +109,19 @@ def test_mnist1d_regenerates_a_corrupt_cache_file(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.x_train, first.x_train)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
     assert builtin.cache_dir() == tmp_path
+
+
+def test_mnist1d_position_is_a_seeded_regression_set_shaped_like_mnist1d():
+    data = load("mnist1d_position")
+    assert data.x_train.shape == (4000, 40) == load("mnist1d").x_train.shape
+    assert data.x_test.shape == (1000, 40) and data.y_train.shape == (4000,)
+    assert data.x_train.dtype == data.y_train.dtype == np.float32
+    assert (data.num_classes, data.task) == (None, "regression")
+    assert -1.0 <= data.y_train.min() < -0.5 and 0.5 < data.y_train.max() <= 1.0
+    assert abs(float(np.concatenate([data.x_train, data.x_test]).std()) - 1.0) < 1e-3
+    np.testing.assert_array_equal(load("mnist1d_position").x_test, data.x_test)
+    assert not np.array_equal(load("mnist1d_position", seed=1).y_train, data.y_train)
+    # The target is in the signal: the energy-weighted centre correlates with it.
+    energy = np.abs(data.x_train) ** 2
+    centre = (energy * np.arange(40)).sum(axis=1) / energy.sum(axis=1)
+    assert np.corrcoef(centre, data.y_train)[0, 1] > 0.5

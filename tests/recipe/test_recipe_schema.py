@@ -1,6 +1,8 @@
 """The recipe schema: one place defines every key, its type, default and help."""
 
 import dataclasses
+import types
+import typing
 
 import pytest
 
@@ -20,6 +22,9 @@ _PYTHON_TYPES = {int: int, float: float, str: str, bool: bool}
 def test_every_key_has_help_and_a_default_of_its_type(info):
     assert info.help.strip() and "\n" not in info.help
     expected = _PYTHON_TYPES.get(info.type, tuple)
+    if isinstance(info.type, types.UnionType):  # e.g. data.in_memory: true, false or "auto"
+        expected = type(info.default)
+        assert expected in typing.get_args(info.type)
     assert type(info.default) is expected
     if expected is tuple:
         assert all(type(item) is int and item > 0 for item in info.default)

@@ -12,6 +12,8 @@ regression targets) and a fixed train/test split.
 - `"digits"`: scikit-learn's 8x8 digits (1797 images, pixel values 0-16) flattened to 64
   features, split 80/20, stratified by class.
 - `"heavy_tailed"`: synthetic regression (S2.8), see `_heavy_tailed`.
+- `"mnist1d_position"`: regression on MNIST-1D-like signals, where is the digit (the second set
+  of the two-task recipe), see `toolkit.data.position`.
 """
 
 import dataclasses
@@ -71,7 +73,7 @@ def builtin_names() -> Tuple[str, ...]:
     Example:
 
     >>> builtin_names()
-    ('digits', 'heavy_tailed', 'mnist1d')
+    ('digits', 'heavy_tailed', 'mnist1d', 'mnist1d_position')
     """
     return tuple(sorted(_LOADERS))
 
@@ -80,7 +82,8 @@ def load(name: str, *, seed: int = 0) -> BuiltinData:
     """Loads a built-in dataset by name, offline.
 
     Args:
-        name: One of `builtin_names()`: `"mnist1d"`, `"digits"` or `"heavy_tailed"`.
+        name: One of `builtin_names()`: `"mnist1d"`, `"digits"`, `"heavy_tailed"` or
+            `"mnist1d_position"`.
         seed: Seed of the split (`"digits"`) or of the generator (`"heavy_tailed"`;
             `"mnist1d"` uses generator seed `42 + seed`, so `0` gives the paper's standard
             dataset). Defaults to `0`.
@@ -253,8 +256,15 @@ def _write_cache(path: pathlib.Path, arrays: Dict[str, np.ndarray]) -> None:
         )
 
 
+def _mnist1d_position(seed: int) -> BuiltinData:
+    from toolkit.data.position import mnist1d_position
+
+    return mnist1d_position(seed)
+
+
 _LOADERS: Dict[str, Callable[[int], BuiltinData]] = {
     "mnist1d": _mnist1d,
     "digits": _digits,
     "heavy_tailed": _heavy_tailed,
+    "mnist1d_position": _mnist1d_position,
 }

@@ -28,7 +28,7 @@ import numpy as np
 from toolkit.errors import DataError, ModelError
 from toolkit.recipe.schema import ModelConfig, Recipe
 
-__all__ = ["build_data", "build_model", "import_function"]
+__all__ = ["build_data", "build_model", "import_function", "loss_and_metrics", "make_optimizer"]
 
 # The keys of [model] each built-in architecture takes (besides name and num_outputs).
 _MODEL_KEYS = {
@@ -254,12 +254,44 @@ def build_model(recipe: Recipe, data: Any) -> Any:
             f"{model.output_shape}; expected a single output of width {num_outputs}. Build the "
             f"head with the `num_outputs` argument."
         )
-    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[recipe.optimizer.name]
-    if data.task == "classification":
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    else:
-        loss = keras.losses.MeanSquaredError()
-        metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
-    model.compile(optimizer(learning_rate=recipe.optimizer.learning_rate), loss, metrics=metrics)
+    loss, metrics = loss_and_metrics(data.task)
+    model.compile(make_optimizer(recipe), loss, metrics=metrics)
     return model
+
+
+def make_optimizer(recipe: Recipe) -> Any:
+    """Returns the recipe's Keras optimizer (`optimizer.name`, `optimizer.learning_rate`).
+
+    Example:
+
+    >>> type(make_optimizer(Recipe())).__name__
+    'Adam'
+    """
+    import keras
+
+    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[recipe.optimizer.name]
+    return optimizer(learning_rate=recipe.optimizer.learning_rate)
+
+
+def loss_and_metrics(task: str) -> tuple:
+    """Returns `(loss, [metric])` for a linear head: logits for classification (S2.4).
+
+    Args:
+        task: `"classification"` or `"regression"`.
+
+    Returns:
+        `SparseCategoricalCrossentropy(from_logits=True)` and accuracy, or mean squared error and
+        mean absolute error (`mae`).
+
+    Example:
+
+    >>> loss, metrics = loss_and_metrics("regression")
+    >>> loss.name, metrics[0].name
+    ('mean_squared_error', 'mae')
+    """
+    import keras
+
+    if task == "classification":
+        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]

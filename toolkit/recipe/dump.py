@@ -1,8 +1,9 @@
 """Writing a recipe back as TOML (the run directory's `recipe.toml`).
 
-The standard library reads TOML but does not write it. The recipe schema is flat (tables of
-strings, numbers, booleans and lists of integers), so a small writer covers it exactly; the output
-reads back with `load_recipe` to an equal `Recipe`.
+The standard library reads TOML but does not write it. The recipe schema is nearly flat (tables of
+strings, numbers, booleans and lists of integers, plus `data.augment` as a list of inline tables
+and `data.sources` as `[data.sources.<head>]` sub-tables), so a small writer covers it exactly;
+the output reads back with `load_recipe` to an equal `Recipe`.
 
 Example:
 
@@ -20,13 +21,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from toolkit.recipe.schema import TABLES, Recipe
+from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SourceConfig
 
 __all__ = ["dumps_recipe", "format_value", "write_recipe", "write_text_atomic"]
 
 
 def format_value(value: Any) -> str:
-    """Formats one schema value (bool, int, float, str, tuple of ints) as a TOML value.
+    """Formats one schema value (bool, int, float, str, tuple, `AugmentStep`) as a TOML value.
 
     Args:
         value: The value.
@@ -38,7 +39,12 @@ def format_value(value: Any) -> str:
 
     >>> format_value(3e-3), format_value((64, 64)), format_value("mlp")
     ('0.003', '[64, 64]', '"mlp"')
+    >>> format_value(AugmentStep("random_shift", (("max_shift", 4),)))
+    '{name = "random_shift", max_shift = 4}'
     """
+    if isinstance(value, AugmentStep):
+        pairs = (("name", value.name),) + value.arguments
+        return "{" + ", ".join(f"{key} = {format_value(item)}" for key, item in pairs) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -79,9 +85,22 @@ def dumps_recipe(recipe: Recipe, header: str = "") -> str:
     for table in TABLES:
         config = getattr(recipe, table)
         lines += ["", f"[{table}]"]
+        sub_tables = []
         for field in dataclasses.fields(config):
-            lines.append(f"{field.name} = {format_value(getattr(config, field.name))}")
+            value = getattr(config, field.name)
+            if field.type == tuple[SourceConfig, ...]:
+                # TOML: a table's sub-tables come after all of its own keys.
+                sub_tables += [_source_table(table, field.name, item) for item in value]
+            else:
+                lines.append(f"{field.name} = {format_value(value)}")
+        for sub_table in sub_tables:
+            lines += ["", *sub_table]
     return "\n".join(lines) + "\n"
+
+
+def _source_table(table: str, key: str, source: SourceConfig) -> list:
+    return [f"[{table}.{key}.{source.head}]", f"name = {format_value(source.name)}",
+            f"weight = {format_value(source.weight)}"]
 
 
 def write_recipe(recipe: Recipe, path: str | os.PathLike, header: str = "") -> Path:

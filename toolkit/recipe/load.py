@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from toolkit.errors import RecipeError
+from toolkit.recipe.augmentations import parse_augment
 from toolkit.recipe.dump import format_value
-from toolkit.recipe.schema import TABLES, Recipe
+from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SourceConfig
+from toolkit.recipe.source_tables import parse_sources
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,11 +171,25 @@ def _set(raw: dict, key: str, value: Any, origin: str) -> str:
             f"{', '.join(TABLES)}, e.g. `train.steps`."
         )
     _check_known(table, TABLES, origin, "table")
+    name, _, path = name.partition(".")  # data.sources.<head>.<key> reaches into a sub-table
     _check_known(name, [field.name for field in dataclasses.fields(TABLES[table])],
                  f"{origin}: [{table}]", "key")
     target = raw.setdefault(table, {})
     if not isinstance(target, dict):
         raise RecipeError(f"{origin}: {table!r} in the recipe is not a table. Make it [{table}].")
+    if path:
+        head, _, sub_key = path.partition(".")
+        if (table, name) != ("data", "sources") or not head or not sub_key:
+            raise RecipeError(
+                f"{origin}: {key!r} is not a key. Only [data.sources.<head>] tables take dotted "
+                f"keys, e.g. `data.sources.digit.weight=2`."
+            )
+        target = target.setdefault(name, {})
+        target = target.setdefault(head, {}) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            raise RecipeError(f"{origin}: `{table}.{name}.{head}` in the recipe is not a table.")
+        target[sub_key] = value
+        return f"{table}.{name}"
     target[name] = value
     return key
 
@@ -244,17 +260,24 @@ def _type_name(annotation: Any) -> str:
         return "a number"
     if annotation is str:
         return "a string"
+    if annotation == bool | str:
+        return 'true, false or a string'
     return "a list of positive integers such as [64, 64]"
 
 
 def _coerce(key: str, field: dataclasses.Field, value: Any, source: str) -> Any:
     """Checks one value against its field's type, choices and minimum; returns it normalized."""
     annotation = field.type
+    if annotation == tuple[AugmentStep, ...]:
+        return parse_augment(value, key, source)
+    if annotation == tuple[SourceConfig, ...]:
+        return parse_sources(value, key, source)
     ok = {
         bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),
         float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         str: lambda v: isinstance(v, str),
+        bool | str: lambda v: isinstance(v, (bool, str)),
     }.get(annotation)
     if ok is None:  # tuple[int, ...]
         ok = lambda v: isinstance(v, list) and all(  # noqa: E731
@@ -276,7 +299,8 @@ def _coerce(key: str, field: dataclasses.Field, value: Any, source: str) -> Any:
     choices, minimum = field.metadata["choices"], field.metadata["minimum"]
     if choices and value not in choices:
         raise RecipeError(
-            f"{source}: `{key}` must be one of {', '.join(map(repr, choices))}. "
+            f"{source}: `{key}` must be one of "
+            f"{', '.join(format_value(c) if isinstance(c, bool) else repr(c) for c in choices)}. "
             f"Received: {value!r}."
         )
     if minimum is not None and value < minimum:

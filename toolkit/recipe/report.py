@@ -95,7 +95,8 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "",
         f"- Optimizer steps: {summary['steps']}",
         f"- Examples seen: {summary['examples_seen']}"
-        + (f" ({summary['epochs']:.2f} epoch-equivalents)" if "epochs" in summary else ""),
+        + (f" ({summary['epochs']:.2f} epoch-equivalents)"
+           if summary.get("epochs") is not None else ""),
         f"- Wall time: {summary['wall_seconds']:.1f} s",
         "",
         "## Final evaluation (test split)",
@@ -104,6 +105,7 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "| --- | --- |",
         *[f"| {name} | {value:.6g} |" for name, value in summary["eval"].items()],
         "",
+        *_data_check_lines(summary),
         "## Conventions check (toolkit.lint)",
         "",
         *lint_lines,
@@ -117,6 +119,16 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "View the curves with `tensorboard --logdir` on this directory.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _data_check_lines(summary: dict) -> list[str]:
+    """The `## Data check` section, when the run checked its data (`data.check` not off)."""
+    if "data_check" not in summary:
+        return []
+    findings = summary["data_check"] or ["No findings: no NaN/Inf, labels in range, no constant "
+                                         "or badly scaled features, classes balanced."]
+    bullets = [f"- {line}" if summary["data_check"] else line for line in findings]
+    return ["## Data check (toolkit.data.check)", "", *bullets, ""]
 
 
 def write_report(run_dir: str | os.PathLike, recipe: Recipe, summary: dict, model: Any) -> Path:

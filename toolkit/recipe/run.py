@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import RecipeError
-from toolkit.recipe.build import build_data, build_model
+from toolkit.recipe.augmentations import build_augment
+from toolkit.recipe.data_check import check_recipe_data
 from toolkit.recipe.dump import write_recipe
+from toolkit.recipe.heads import build_recipe_model
+from toolkit.recipe.inputs import build_inputs
 from toolkit.recipe.load import load_recipe
 from toolkit.recipe.report import write_report, write_summary
 from toolkit.recipe.schema import TABLES, Recipe
@@ -40,7 +43,8 @@ __all__ = ["RunResult", "default_run_dir", "run_recipe", "smoke_recipe"]
 # --smoke budgets: enough steps for two evaluations and a few log points, on a data sample.
 _SMOKE_STEPS, _SMOKE_EVAL_EVERY, _SMOKE_LOG_EVERY = 20, 10, 5
 _SMOKE_TRAIN_EXAMPLES, _SMOKE_EVAL_EXAMPLES = 256, 128
-_RESUMABLE_KEYS = ("train.steps",)  # a continued run may only change its budget
+# A continued run may only change its budget and how often it checkpoints.
+_RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every_steps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,8 +158,8 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, fresh: bool) -> None:
             if changes:
                 raise RecipeError(
                     f"Run directory {str(run_dir)!r} holds a run of a different recipe "
-                    f"({', '.join(changes)}); only train.steps may change to continue a run. "
-                    f"Add --fresh to start over there, or pass another --run-dir."
+                    f"({', '.join(changes)}); only {' and '.join(_RESUMABLE_KEYS)} may change to "
+                    f"continue a run. Add --fresh to start over there, or pass another --run-dir."
                 )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -225,38 +229,37 @@ def run_recipe(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
     _prepare_run_dir(run_dir, recipe, fresh)
     keras.utils.set_random_seed(recipe.train.seed)
-    data = build_data(recipe.data)
-    model = build_model(recipe, data)
+    inputs = build_inputs(recipe, run_dir)
+    data_findings = check_recipe_data(inputs, recipe.data.check, recipe.model.input_scaling)
+    model = build_recipe_model(recipe, inputs)
     write_recipe(recipe, run_dir / "recipe.toml", header="Resolved recipe of this run.")
     if recipe.train.deterministic:
         # Process-wide and irreversible, so only once the inputs are known to be good:
         # bit-identical reruns on CPU (DESIGN: exact resume).
         tf.config.experimental.enable_op_determinism()
     train_data = endless(
-        (data.x_train, data.y_train), recipe.data.batch_size, seed=recipe.train.seed,
-        sampling=recipe.data.sampling,
+        inputs.train, recipe.data.batch_size, seed=recipe.train.seed,
+        sampling=recipe.data.sampling, augment=build_augment(recipe.data.augment),
     )
     info = endless_info(train_data)
-    clock = TrainClock(dataset_size=len(data.x_train), examples_at=info.examples_at)
+    clock = TrainClock(dataset_size=inputs.dataset_size, examples_at=info.examples_at)
     hparams = _hparams(recipe)
     callbacks = []
     if recipe.train.log_every_steps:
         callbacks.append(Axes(run_dir, every_steps=recipe.train.log_every_steps, clock=clock,
                               hparams=hparams))
     history = fit(
-        model, train_data, steps=recipe.train.steps, eval_data=(data.x_test, data.y_test),
+        model, train_data, steps=recipe.train.steps, eval_data=inputs.eval_data,
         eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, callbacks=callbacks,
         seed=recipe.train.seed, verbose=verbose, hparams=hparams, clock=clock,
+        checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
     )
-    metrics = model.evaluate(
-        data.x_test, data.y_test, batch_size=max(recipe.data.batch_size, 256), verbose=0,
-        return_dict=True,
-    )
+    metrics = inputs.evaluate(model, batch_size=max(recipe.data.batch_size, 256))
     _save_model(model, run_dir / "model.keras")
     reading = clock.reading()
     summary = {
         "recipe": recipe.name,
-        "dataset": data.name,
+        "dataset": inputs.name,
         "steps": int(model.optimizer.iterations.numpy()),
         "examples_seen": reading.examples_seen,
         "epochs": reading.epochs,
@@ -266,6 +269,8 @@ def run_recipe(
         "history": {"steps": list(history.steps), **{
             key: [float(v) for v in values] for key, values in history.history.items()}},
     }
+    if recipe.data.check != "off":
+        summary["data_check"] = data_findings
     write_summary(run_dir, summary)
     write_report(run_dir, recipe, summary, model)
     return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

@@ -6,8 +6,10 @@ which records its help text and, where it applies, its allowed choices and lower
 (`toolkit.recipe.load`) and the `toolkit train --help` key list read them from here, so this module
 is the single place that defines the recipe language.
 
-TOML has no null, so an integer `0` means "derive it" where the help says so (for example
-`model.num_outputs = 0` takes the number of classes from the data).
+TOML has no null, so an integer `0` or an empty string means "derive it" or "off" where the help
+says so (for example `model.num_outputs = 0` takes the number of classes from the data). Two keys
+hold nested values: `data.augment`, a list of `AugmentStep` tables, and `data.sources`, one
+`SourceConfig` per `[data.sources.<head>]` table.
 
 Example:
 
@@ -21,12 +23,14 @@ import dataclasses
 from typing import Any, Iterator, NamedTuple
 
 __all__ = [
+    "AugmentStep",
     "CallbacksConfig",
     "DataConfig",
     "KeyInfo",
     "ModelConfig",
     "OptimizerConfig",
     "Recipe",
+    "SourceConfig",
     "TABLES",
     "TrainConfig",
     "TuneConfig",
@@ -60,6 +64,60 @@ def setting(default: Any, help: str, *, choices: tuple = (), minimum: float | No
     return dataclasses.field(default=default, metadata=metadata)
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
+class AugmentStep:
+    """One entry of `data.augment`: a `toolkit.data.augment` function and its arguments.
+
+    In TOML, `augment = [{name = "random_shift", max_shift = 4}]`; the loader checks the name
+    and the arguments against the function (`toolkit.recipe.augmentations`).
+
+    Args:
+        name: The augmentation, e.g. `"random_shift"` (see `toolkit.data.augment`).
+        arguments: Its keyword arguments as sorted `(name, value)` pairs (hashable, so recipes
+            stay comparable). Defaults to `()`.
+
+    Example:
+
+    >>> AugmentStep("gaussian_noise", (("stddev", 0.05),))
+    gaussian_noise(stddev=0.05)
+    """
+
+    name: str
+    arguments: tuple = ()
+
+    @property
+    def kwargs(self) -> dict:
+        """The arguments as a dict."""
+        return dict(self.arguments)
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.arguments)})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SourceConfig:
+    """One `[data.sources.<head>]` table: a dataset that trains the model's head `<head>`.
+
+    Args:
+        head: The table's name: the model output it trains and the prefix of its metrics
+            (`<head>_loss`).
+        name: A built-in dataset, `"tfds:NAME"` or `"package.module:function"`, like `data.name`.
+        weight: Relative share of the training examples drawn from this source. Defaults to `1.0`.
+
+    Example:
+
+    >>> SourceConfig(head="digit", name="mnist1d")
+    digit: mnist1d (weight 1.0)
+    """
+
+    head: str
+    name: str
+    weight: float = 1.0
+
+    def __repr__(self) -> str:
+        return f"{self.head}: {self.name} (weight {self.weight!r})"
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """The `[data]` table: which dataset and how batches are drawn from it.
@@ -72,6 +130,15 @@ class DataConfig:
             split of digits; `0` gives the standard data.
         max_train_examples: Use only the first N training examples; `0` uses all.
         max_eval_examples: Evaluate on only the first N test examples; `0` uses all.
+        split, eval_split, data_dir, in_memory, download: Where a TFDS dataset
+            (`name = "tfds:mnist"`) is read from; see `toolkit.data.tfds_source`.
+        augment: `AugmentStep`s applied in order to every training batch (endless random
+            augmentation, S0.4).
+        shards_dir: A growing directory of shards to train on (`toolkit.data.ShardDirectory`);
+            `name` still gives the test split, the task and the class count.
+        rescan_every_steps: Steps between rescans of `shards_dir`.
+        check: What `toolkit.data.check` findings do: `"error"`, `"warn"` or `"off"`.
+        sources: `SourceConfig`s of a multi-head model, one dataset and one loss per head (S0.1).
 
     Example:
 
@@ -99,6 +166,46 @@ class DataConfig:
     )
     max_eval_examples: int = setting(
         0, "Evaluate on only the first N test examples; 0 uses them all.", minimum=0
+    )
+    split: str = setting("train", 'TFDS (name = "tfds:NAME"): training split, e.g. "train[:90%]".')
+    eval_split: str = setting(
+        "test", 'TFDS: evaluation split, decoded into memory (slice a large one: "test[:10000]").'
+    )
+    data_dir: str = setting("", "TFDS: directory of the prepared data; empty for TFDS's default.")
+    in_memory: bool | str = setting(
+        "auto",
+        "TFDS: true decodes the training split into memory, false reads it by random access "
+        "(ArrayRecord format), auto picks memory below 1 GiB.",
+        choices=("auto", True, False),
+    )
+    download: bool = setting(
+        False, "TFDS: download and prepare a missing dataset (off: never touch the network)."
+    )
+    augment: tuple[AugmentStep, ...] = setting(
+        (),
+        'Endless random augmentation applied in order, e.g. [{name = "random_shift", '
+        'max_shift = 4}, {name = "gaussian_noise", stddev = 0.05}]; names: random_shift, '
+        "random_scale, gaussian_noise (1-D signals), random_flip, random_crop, "
+        "random_brightness (images); arguments as in toolkit.data.augment.",
+    )
+    shards_dir: str = setting(
+        "",
+        "Train on a growing directory of .npz/.tfrecord/.csv shards instead of the train split "
+        "of data.name (which still gives the test split and classes); empty: off.",
+    )
+    rescan_every_steps: int = setting(
+        1000, "shards_dir: optimizer steps between rescans for new shards.", minimum=1
+    )
+    check: str = setting(
+        "error",
+        "toolkit.data.check before training: error stops on errors (NaN/Inf, empty data), warn "
+        "only warns, off skips it; warnings also go to report.md.",
+        choices=("error", "warn", "off"),
+    )
+    sources: tuple[SourceConfig, ...] = setting(
+        (),
+        "[data.sources.<head>] tables (keys: name, weight), one dataset and one loss per model "
+        "head, mixed IID by weight; replaces data.name.",
     )
 
 
@@ -178,6 +285,8 @@ class TrainConfig:
             `toolkit.train.fit` choose (about 100 points per curve).
         seed: Seed of weights and batches.
         deterministic: Enable TensorFlow op determinism (bit-identical reruns on CPU).
+        checkpoint_every_steps: Optimizer steps between checkpoints in the run directory; `0`
+            lets `toolkit.train.fit` choose (a multiple of `eval_every_steps`, 250 to 1000).
 
     Example:
 
@@ -194,6 +303,10 @@ class TrainConfig:
     seed: int = setting(0, "Seed of the weights and of the batch order.", minimum=0)
     deterministic: bool = setting(
         True, "Enable TensorFlow op determinism so reruns are bit-identical on CPU."
+    )
+    checkpoint_every_steps: int = setting(
+        0, "Optimizer steps between checkpoints in the run directory; 0 picks 250 to 1000.",
+        minimum=0,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.sources import _lists_to_tuples
 from toolkit.errors import DataError
 
 __all__ = ["DataFinding", "check"]
@@ -278,11 +279,3 @@ def _named_leaves(part: Any, prefix: str):
     if isinstance(part, (list, tuple)):
         return [leaf for i, sub in enumerate(part) for leaf in _named_leaves(sub, f"{prefix}[{i}]")]
     return [(prefix, np.asarray(part))]
-
-
-def _lists_to_tuples(data: Any) -> Any:
-    if isinstance(data, (list, tuple)):
-        return tuple(_lists_to_tuples(item) for item in data)
-    if isinstance(data, dict):
-        return {key: _lists_to_tuples(value) for key, value in data.items()}
-    return data

@@ -107,7 +107,9 @@ def fit(
             evaluation interval of at least 250 steps, at most 1000).
 
     Returns:
-        A `StepHistory` with a point at each interval end of this call.
+        A `StepHistory` with a point at each interval end of this call. With `run_dir` it is
+        the whole run's: the points before the restored step come from the checkpoint, so a
+        resumed run returns the same history as an uninterrupted one.
 
     Raises:
         DataError: For training data that cannot be bounded or bad evaluation data.
@@ -236,20 +238,31 @@ def _run(
         if checkpointer is not None:
             # `on_train_begin` reset the callbacks' counters: the restored ones win.
             checkpointer.apply_pending_states()
-        for begin, end, num_epochs in fit_calls(plan, every, model.steps_per_execution):
-            epoch = begin // every
-            model.fit(
-                train.batches(begin, end - begin),
-                epochs=epoch + num_epochs,
-                initial_epoch=epoch,
-                steps_per_epoch=(end - begin) // num_epochs,
-                validation_data=evaluation,
-                callbacks=callbacks,
-                shuffle=False,  # endless pipelines shuffle themselves
-                verbose=0,
-            )
-            if model.stop_training:
-                break
+        budget = plan[-1][1]
+        while plan:
+            for begin, end, num_epochs in fit_calls(plan, every, model.steps_per_execution):
+                epoch = begin // every
+                model.fit(
+                    train.batches(begin, end - begin),
+                    epochs=epoch + num_epochs,
+                    initial_epoch=epoch,
+                    steps_per_epoch=(end - begin) // num_epochs,
+                    validation_data=evaluation,
+                    callbacks=callbacks,
+                    shuffle=False,  # endless pipelines shuffle themselves
+                    verbose=0,
+                )
+                if model.stop_training:
+                    plan = []
+                    break
+                now = int(model.optimizer.iterations)
+                if now != end:
+                    # A NanGuard rollback moved the step back: plan again from there, on the
+                    # pipeline rebuilt at the restored step, until the budget is reached.
+                    plan = interval_plan(now, budget, every)
+                    break
+            else:
+                plan = []
         callbacks.end_run()
     finally:
         clock.pause()

@@ -69,21 +69,31 @@ def test_sigterm_checkpoints_stops_cleanly_and_resumes_exactly(reference, tmp_pa
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
 
 
-def test_sigkill_during_a_save_then_resume_is_exact(reference, tmp_path):
+@pytest.mark.parametrize(
+    "saves, delay, newest",
+    [
+        (5, 0.1, "ckpt-00000030"),  # Inside the 5th save (steps 0, 10, 20, 30 are written).
+        # Just after the 8th save: among training steps or early in the next save, past the
+        # step-60 evaluation, so the killed run has logged events the resume must cut.
+        (8, 0.33, None),
+    ],
+    ids=["inside-a-save", "after-a-save"],
+)
+def test_sigkill_then_resume_is_exact(reference, tmp_path, saves, delay, newest):
     process = _run(tmp_path / "run", tmp_path / "out.json", {"TOOLKIT_TEST_SLOW_SAVE": "0.3"},
                    wait=False)
-    saves = 0
-    for line in process.stdout:  # Kill inside the 5th save (steps 0, 10, 20, 30 are written).
-        saves += line.startswith("SAVING")
-        if saves == 5:
-            time.sleep(0.1)
+    seen = 0
+    for line in process.stdout:
+        seen += line.startswith("SAVING")
+        if seen == saves:
+            time.sleep(delay)
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     steps = sorted(name for name in os.listdir(tmp_path / "run" / "checkpoints")
                    if name.startswith("ckpt-"))
-    assert steps[-1] == "ckpt-00000030", steps
+    assert steps[-1] == newest if newest else steps[-1] >= "ckpt-00000070", steps
     code, output = _run(tmp_path / "run", tmp_path / "out.json")
     assert code == 0, output
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")

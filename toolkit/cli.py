@@ -26,7 +26,7 @@ EXIT_USER_ERROR = 2
 def _keys_epilog() -> str:
     """Lists every recipe key with its default and help, straight from the schema."""
     from toolkit.recipe.dump import format_value
-    from toolkit.recipe.schema import iter_keys
+    from toolkit.recipe.keys import iter_keys
 
     lines = ["recipe keys (--set KEY=VALUE; VALUE is TOML, a bare word is a string):"]
     for info in iter_keys():

@@ -6,13 +6,13 @@ import typing
 
 import pytest
 
+from toolkit.recipe.keys import iter_keys
 from toolkit.recipe.schema import (
     TABLES,
     CallbacksConfig,
     Recipe,
     TrainConfig,
     TuneConfig,
-    iter_keys,
 )
 
 _PYTHON_TYPES = {int: int, float: float, str: str, bool: bool}

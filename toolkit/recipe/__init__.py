@@ -28,6 +28,7 @@ from toolkit.recipe.load import (
     shipped_recipes,
 )
 from toolkit.recipe.run import RunResult, default_run_dir, run_recipe, smoke_recipe
+from toolkit.recipe.keys import iter_keys
 from toolkit.recipe.schema import (
     CallbacksConfig,
     DataConfig,
@@ -36,7 +37,6 @@ from toolkit.recipe.schema import (
     Recipe,
     TrainConfig,
     TuneConfig,
-    iter_keys,
 )
 
 __all__ = [

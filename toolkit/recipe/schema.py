@@ -20,13 +20,12 @@ Example:
 """
 
 import dataclasses
-from typing import Any, Iterator, NamedTuple
+from typing import Any
 
 __all__ = [
     "AugmentStep",
     "CallbacksConfig",
     "DataConfig",
-    "KeyInfo",
     "ModelConfig",
     "OptimizerConfig",
     "Recipe",
@@ -34,7 +33,6 @@ __all__ = [
     "TABLES",
     "TrainConfig",
     "TuneConfig",
-    "iter_keys",
     "setting",
 ]
 
@@ -377,37 +375,3 @@ TABLES: dict[str, type] = {
     "callbacks": CallbacksConfig,
     "tune": TuneConfig,
 }
-
-
-class KeyInfo(NamedTuple):
-    """One recipe key as the schema declares it (see `iter_keys`)."""
-
-    key: str
-    type: Any
-    default: Any
-    help: str
-    choices: tuple
-    minimum: float | None
-
-
-def iter_keys() -> Iterator[KeyInfo]:
-    """Yields every recipe key, as `"table.key"`, with its type, default and help.
-
-    Returns:
-        An iterator of `KeyInfo`, table by table in `TABLES` order.
-
-    Example:
-
-    >>> [info.key for info in iter_keys()][:3]
-    ['data.name', 'data.batch_size', 'data.sampling']
-    """
-    for table, cls in TABLES.items():
-        for field in dataclasses.fields(cls):
-            yield KeyInfo(
-                key=f"{table}.{field.name}",
-                type=field.type,
-                default=field.default,
-                help=field.metadata["help"],
-                choices=field.metadata["choices"],
-                minimum=field.metadata["minimum"],
-            )

@@ -3,8 +3,9 @@
 Two per-step costs are avoided. A callback that reads `optimizer.iterations` at every batch
 forces a device-to-host sync per step (per execution with `steps_per_execution > 1`). And a
 callback that overrides `on_train_batch_end` makes Keras 3 convert the step's logs to Python
-floats on the training thread at every batch end (`CallbackList` only dispatches that hook to a
-background thread when no callback overrides it). So the toolkit's callbacks act in
+floats on the training thread at every batch end (`toolkit.train.fit`'s `RunCallbacks` skips that
+hook when no callback overrides it; a plain `model.fit` on the TensorFlow backend converts them
+anyway). So the toolkit's callbacks act in
 `on_train_batch_begin`, whose `batch` argument is the epoch-relative index of the execution's
 first batch: `step at epoch begin + batch` is the number of optimizer steps done. The true
 `optimizer.iterations` is read only when that count reaches the next multiple of `every_steps`:

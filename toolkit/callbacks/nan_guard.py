@@ -27,10 +27,10 @@ _CAUSES = (
 class NanGuard(keras.callbacks.Callback):
     """Rolls back non-finite training steps, lowers the learning rate, and stops with a diagnosis.
 
-    Every `every_steps` optimizer steps (and at each epoch end) it checks, with one fused
-    reduction and one host read, that the epoch's running loss and every model and optimizer
-    variable are finite. A non-finite gradient shows up there too: Adam turns it into NaN
-    weights. On failure it restores the last good checkpoint (`Checkpointer.rollback`, which
+    Every `every_steps` optimizer steps (and at each epoch end) it checks that the epoch's
+    running loss and every model and optimizer variable are finite (two host reads: the loss,
+    and one fused reduction over the variables). A non-finite gradient shows up there too: Adam
+    turns it into NaN weights. On failure it restores the last good checkpoint (`Checkpointer.rollback`, which
     keeps the clock counting), multiplies the learning rate by `factor`, warns why, and lets
     training continue. After `max_retries` rollbacks over the run it stops with
     `toolkit.errors.TrainingDivergedError` naming the first layer whose output, gradient or

@@ -177,7 +177,7 @@ def fit(
         preemption = savers[-1]
     first = start_step(model, run_dir, checkpointer)
     if checkpointer is not None and state[0].pending and train.rebuild is not None:
-        _build_metrics(model, train.rebuild(first))
+        _build_metrics(model, train.batches(first, 1))  # reused by the first interval
     plan = interval_plan(first, steps, eval_every_steps)
     if not plan:
         warnings.warn(

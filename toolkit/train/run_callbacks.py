@@ -12,6 +12,11 @@ class RunCallbacks(keras.callbacks.CallbackList):
     reset their state there (patience counters, logging positions, progress bars) would restart
     at every interval. Here those two hooks run once: `begin_run` before the first interval and
     `end_run` after the last; the calls Keras makes in between are ignored.
+
+    Keras's `CallbackList` converts each execution's logs to Python floats (a host sync) before
+    calling `on_train_batch_end`, even when no callback overrides it (the TensorFlow backend
+    never dispatches it to a background thread). Here the hook is skipped when no callback
+    overrides it, so the training loop does not wait for the device at every execution.
     """
 
     def __init__(self, callbacks, model):
@@ -19,6 +24,10 @@ class RunCallbacks(keras.callbacks.CallbackList):
         super().__init__(callbacks, add_history=True, model=model)
         self._in_run = False
         self.last_epoch_logs = None
+        self._uses_train_batch_end = any(
+            _overrides(callback, "on_train_batch_end") or _overrides(callback, "on_batch_end")
+            for callback in self.callbacks
+        )
 
     def begin_run(self) -> None:
         """Calls every callback's `on_train_begin` (once per run)."""
@@ -29,6 +38,10 @@ class RunCallbacks(keras.callbacks.CallbackList):
         """Calls every callback's `on_train_end` with the last epoch's logs (once per run)."""
         self._in_run = False
         super().on_train_end(self.last_epoch_logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._uses_train_batch_end:
+            super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self.last_epoch_logs = logs
@@ -41,3 +54,8 @@ class RunCallbacks(keras.callbacks.CallbackList):
     def on_train_end(self, logs=None):
         if not self._in_run:
             super().on_train_end(logs)
+
+
+def _overrides(callback, hook: str) -> bool:
+    # Keras marks its no-op hooks `_is_default` (`LambdaCallback` replaces them per instance).
+    return not getattr(getattr(callback, hook, None), "_is_default", False)

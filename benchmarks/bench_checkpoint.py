@@ -34,15 +34,15 @@ import numpy as np  # noqa: E402
 from toolkit.callbacks.checkpoint import Checkpoint  # noqa: E402
 from toolkit.callbacks.nan_guard import NanGuard  # noqa: E402
 from toolkit.data.endless import endless  # noqa: E402
-from toolkit.train.checkpoint import Checkpointer  # noqa: E402
-from toolkit.train.preemption import Preemption  # noqa: E402
+from toolkit.checkpoint.checkpointer import Checkpointer  # noqa: E402
+from toolkit.callbacks.preemption import Preemption  # noqa: E402
 
 FIRST_STEP_SCRIPT = """
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras, numpy as np
 imported = time.time()
-from toolkit.train.restore import restore
+from toolkit.checkpoint.restore import restore
 from toolkit.data.endless import endless
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"),

@@ -25,6 +25,7 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from toolkit import callbacks  # noqa: E402
+from toolkit import checkpoint  # noqa: E402
 from toolkit import data  # noqa: E402
 from toolkit import errors  # noqa: E402
 from toolkit import initializers  # noqa: E402
@@ -33,12 +34,14 @@ from toolkit import models  # noqa: E402
 from toolkit import train  # noqa: E402
 from toolkit.clock import ClockReading, TrainClock  # noqa: E402
 from toolkit.lint import Finding, lint  # noqa: E402
-from toolkit.train import fit, restore  # noqa: E402
+from toolkit.checkpoint import restore  # noqa: E402
+from toolkit.train import fit  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "callbacks",
+    "checkpoint",
     "data",
     "errors",
     "initializers",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from toolkit.callbacks.checkpoint import Checkpoint
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 
 def make_model(steps_per_execution=1):

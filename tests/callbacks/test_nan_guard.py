@@ -5,7 +5,7 @@ import pytest
 from toolkit.callbacks.checkpoint import Checkpoint
 from toolkit.callbacks.nan_guard import NanGuard
 from toolkit.errors import TrainingDivergedError
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 
 def make_model(layers=None, learning_rate=1e-2, steps_per_execution=1):

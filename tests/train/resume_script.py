@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from toolkit.data import endless
 from toolkit.errors import TrainingPreempted
-from toolkit.train import checkpoint_files
+from toolkit.checkpoint import files as checkpoint_files
 from toolkit.train.fit import fit
 
 

@@ -84,7 +84,7 @@ def test_truncated_newest_checkpoint_falls_back_and_the_run_completes(capsys, tm
     assert summary["history"]["steps"] == [10, 20]  # Step 10's point was logged again.
     assert np.isfinite(summary["eval"]["loss"])
     # Steps 5 to 10 were trained again and step 10 is a good checkpoint once more.
-    from toolkit.train.checkpoint_files import verify_checkpoint
+    from toolkit.checkpoint.files import verify_checkpoint
 
     assert verify_checkpoint(str(newest))["step"] == 10
 

@@ -88,7 +88,7 @@ class Axes(keras.callbacks.Callback):
         self._hparams_written = False
         self._resumed_base = None
 
-    # Resume (the callback-state protocol of `toolkit.train.Checkpointer`) -----------------------
+    # Resume (the callback-state protocol of `toolkit.checkpoint.Checkpointer`) -----------------------
 
     def get_state(self) -> Dict[str, Any]:
         """The logging position: grid, open window and whether the HParams were written."""

@@ -5,7 +5,7 @@ from typing import Union
 
 import keras
 
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 __all__ = ["Checkpoint"]
 
@@ -14,7 +14,7 @@ __all__ = ["Checkpoint"]
 class Checkpoint(keras.callbacks.Callback):
     """Saves model, optimizer (Adam's moments, step) and clock every N optimizer steps.
 
-    Use it in any `model.fit` to make the run resumable with `toolkit.train.restore`. It saves
+    Use it in any `model.fit` to make the run resumable with `toolkit.checkpoint.restore`. It saves
     when the optimizer step crosses a multiple of `every_steps`, at the end of an epoch that
     crossed one (or at every epoch end when `keep_best > 0`, with the epoch's metrics, so the
     best checkpoints by `monitor` are kept), and at the end of training. The step is counted

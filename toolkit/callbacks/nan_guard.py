@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.errors import TrainingDivergedError
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 __all__ = ["NanGuard"]
 

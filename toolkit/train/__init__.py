@@ -19,10 +19,7 @@ Example:
 ([20, 40], ['accuracy', 'loss', 'val_accuracy', 'val_loss'])
 """
 
-from toolkit.train.checkpoint import Checkpointer
 from toolkit.train.fit import fit
 from toolkit.train.history import StepHistory
-from toolkit.train.preemption import Preemption
-from toolkit.train.restore import restore
 
-__all__ = ["fit", "StepHistory", "Checkpointer", "Preemption", "restore"]
+__all__ = ["fit", "StepHistory"]

@@ -31,8 +31,8 @@ from toolkit.train.fast_defaults import (
     choose_jit_compile,
     choose_steps_per_execution,
 )
-from toolkit.train.checkpoint import Checkpointer
-from toolkit.train.event_trim import trim_events
+from toolkit.checkpoint.checkpointer import Checkpointer
+from toolkit.checkpoint.event_trim import trim_events
 from toolkit.train.resume import default_checkpoint_every, run_dir_callbacks
 from toolkit.train.history import HistoryRecorder, StepHistory
 from toolkit.train.intervals import fit_calls, interval_plan, log_every_steps
@@ -203,7 +203,7 @@ def start_step(
     With a `checkpointer` (the one `fit` keeps in `run_dir/checkpoints`), the newest good
     checkpoint is restored: model, built optimizer, clock and callback states (a damaged newest
     checkpoint is skipped with a warning). The run's TensorBoard events logged after that step
-    by the interrupted run are then cut off (`toolkit.train.event_trim`), so the curves go on
+    by the interrupted run are then cut off (`toolkit.checkpoint.event_trim`), so the curves go on
     without overlap. Without one, the step is `model.optimizer.iterations`.
 
     Example:

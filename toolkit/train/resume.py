@@ -28,8 +28,8 @@ import keras
 import numpy as np
 
 from toolkit.errors import ModelError
-from toolkit.train.checkpoint import Checkpointer
-from toolkit.train.preemption import Preemption
+from toolkit.checkpoint.checkpointer import Checkpointer
+from toolkit.callbacks.preemption import Preemption
 
 __all__ = ["IntervalState", "RunCheckpointer", "default_checkpoint_every", "run_dir_callbacks"]
 

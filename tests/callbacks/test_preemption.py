@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from toolkit.train.checkpoint import Checkpointer
-from toolkit.train.preemption import Preemption
+from toolkit.checkpoint.checkpointer import Checkpointer
+from toolkit.callbacks.preemption import Preemption
 
 
 def make_model():
@@ -66,7 +66,7 @@ def test_context_manager_catches_a_signal_between_fit_calls(tmp_path):
                 break
     assert int(model.optimizer.iterations) == 2
     assert [info.step for info in checkpointer.checkpoints()] == [2]
-    assert "toolkit.train.restore(model," in preemption.message
+    assert "toolkit.checkpoint.restore(model," in preemption.message
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
@@ -85,7 +85,7 @@ def test_a_second_signal_interrupts_at_once(tmp_path):
 
 
 def test_rejects_anything_but_a_checkpointer(tmp_path):
-    with pytest.raises(TypeError, match="must be a `toolkit.train.Checkpointer`"):
+    with pytest.raises(TypeError, match="must be a `toolkit.checkpoint.Checkpointer`"):
         Preemption(str(tmp_path))
 
 
@@ -95,8 +95,8 @@ TRAIN_SCRIPT = textwrap.dedent(
     import keras, numpy as np, tensorflow as tf
     from toolkit.callbacks.checkpoint import Checkpoint
     from toolkit.data.endless import endless
-    from toolkit.train.checkpoint import Checkpointer
-    from toolkit.train.preemption import Preemption
+    from toolkit.checkpoint.checkpointer import Checkpointer
+    from toolkit.callbacks.preemption import Preemption
 
     directory, out, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "slow"
     tf.config.experimental.enable_op_determinism()

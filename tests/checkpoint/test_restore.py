@@ -7,7 +7,7 @@ import pytest
 from toolkit.callbacks.checkpoint import Checkpoint
 from toolkit.data.endless import endless
 from toolkit.errors import ModelError
-from toolkit.train.restore import restore
+from toolkit.checkpoint.restore import restore
 
 
 def make_model(hidden=8, seed=0):

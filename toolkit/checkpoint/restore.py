@@ -6,8 +6,8 @@ import warnings
 
 import keras
 
-from toolkit.train.checkpoint import Checkpointer
-from toolkit.train.checkpoint_files import PREFIX
+from toolkit.checkpoint.checkpointer import Checkpointer
+from toolkit.checkpoint.files import PREFIX
 
 __all__ = ["restore"]
 

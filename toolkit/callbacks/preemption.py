@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import keras
 
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 __all__ = ["Preemption"]
 
@@ -33,7 +33,7 @@ class Preemption(keras.callbacks.Callback):
         checkpointer: The `Checkpointer` to write with.
         signals: Signals to catch. Defaults to `(signal.SIGTERM, signal.SIGINT)`.
         resume_hint: How to resume, appended to the message. Defaults to `None` (a hint for
-            `toolkit.train.restore`).
+            `toolkit.checkpoint.restore`).
 
     Attributes:
         requested: The signal number received, or `None`.
@@ -69,7 +69,7 @@ class Preemption(keras.callbacks.Callback):
         super().__init__()
         if not isinstance(checkpointer, Checkpointer):
             raise TypeError(
-                f"`checkpointer` must be a `toolkit.train.Checkpointer`. "
+                f"`checkpointer` must be a `toolkit.checkpoint.Checkpointer`. "
                 f"Received: {type(checkpointer).__name__}."
             )
         self.checkpointer = checkpointer
@@ -155,7 +155,7 @@ class Preemption(keras.callbacks.Callback):
         self.checkpointer.wait()
         step = self.checkpointer.last_saved_step
         hint = self.resume_hint or (
-            f"call `toolkit.train.restore(model, {self.checkpointer.directory!r})` before "
+            f"call `toolkit.checkpoint.restore(model, {self.checkpointer.directory!r})` before "
             f"`fit` and rebuild the data at the step it returns"
         )
         where = f"checkpoint of step {step} saved in `{path}`" if path else (

@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.errors import CheckpointError, ModelError
-from toolkit.train import callback_state
-from toolkit.train import checkpoint_files as files
-from toolkit.train.checkpoint_files import CheckpointInfo
+from toolkit.checkpoint import callback_state
+from toolkit.checkpoint import files
+from toolkit.checkpoint.files import CheckpointInfo
 
 __all__ = ["Checkpointer", "CheckpointInfo"]
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from toolkit.clock import TrainClock
 from toolkit.errors import CheckpointError, ModelError
-from toolkit.train import checkpoint_files
-from toolkit.train.checkpoint import Checkpointer
+from toolkit.checkpoint import files as checkpoint_files
+from toolkit.checkpoint.checkpointer import Checkpointer
 
 
 def make_model(hidden=8, optimizer="adam", seed=0):

@@ -19,10 +19,10 @@ Example:
 [40]
 """
 
-import os as _os
+from toolkit import quiet_import as _quiet_import
 
-# TensorFlow's C++ start-up chatter is not for users; set before TensorFlow is imported.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter is not for users (TOOLKIT_DEBUG=1 shows it).
+_quiet_import.import_tensorflow()
 
 from toolkit import callbacks  # noqa: E402
 from toolkit import checkpoint  # noqa: E402

@@ -2,7 +2,8 @@
 
 The command parses arguments and delegates to `toolkit.recipe`; it holds no training logic. A user
 mistake (any `toolkit.errors.ToolkitError`) prints one line to stderr and exits with status 2, with
-no traceback; any other exception is a bug and keeps its traceback.
+no traceback; any other exception is a bug and keeps its traceback. TensorFlow's C++ log lines are
+silenced when `toolkit` is imported (`toolkit.quiet_import`); `TOOLKIT_DEBUG=1` shows them.
 
 Example:
 
@@ -13,6 +14,7 @@ Example:
 
 import argparse
 import sys
+import warnings
 import textwrap
 from typing import Sequence
 
@@ -71,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true",
         help="delete the run directory's previous run and start from step 0",
     )
+    train.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="if another process trains in the run directory, wait up to SECONDS for it to "
+        "finish (default: stop at once with exit status 2)",
+    )
     train.set_defaults(handler=_train)
     return parser
 
@@ -83,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.smoke:
         recipe = smoke_recipe(recipe)
     run_dir = args.run_dir or default_run_dir(recipe, smoke=args.smoke)
-    result = run_recipe(recipe, run_dir, fresh=args.fresh)
+    result = run_recipe(recipe, run_dir, fresh=args.fresh, wait_seconds=args.wait)
     summary = result.summary
     metrics = ", ".join(f"{key} {value:.4g}" for key, value in summary["eval"].items())
     print(f"Finished {recipe.name!r} at step {summary['steps']} "
@@ -92,6 +99,12 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Run directory: {result.run_dir}")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir}")
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one `toolkit: warning:` line, without the source line Python would quote."""
+    text = " ".join(str(message).split())
+    print(f"toolkit: warning: {text}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse's usage errors (2) and --help (0)
         return int(exit_.code or 0)
+    if argv is not None:  # Called from Python: leave warnings to the caller's handling.
+        return _run(args)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except TrainingPreempted as stopped:  # A clean stop with a checkpoint, not a mistake.

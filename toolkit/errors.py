@@ -23,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "TrainingDivergedError",
     "TrainingPreempted",
+    "RunDirectoryInUse",
 ]
 
 
@@ -60,3 +61,7 @@ class TrainingPreempted(ToolkitError, RuntimeError):
     def __init__(self, message: str, exit_code: int = 143):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class RunDirectoryInUse(ToolkitError, RuntimeError):
+    """Another process holds the run directory's lock; two writers would corrupt the run."""

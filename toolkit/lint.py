@@ -19,6 +19,7 @@ import functools
 import keras
 import numpy as np
 
+from toolkit.keras_compat import keras_history, node_input_tensors, outbound_operations, sublayers
 from toolkit.layers.input_scaling import InputScaling
 
 __all__ = ["Finding", "lint"]
@@ -189,7 +190,7 @@ def lint(model: keras.Model) -> list[Finding]:
 
 def _sublayers(layer, seen: set):
     """Every layer inside `layer` (nested models and composite layers too), depth first."""
-    for sublayer in layer._layers:
+    for sublayer in sublayers(layer):
         if id(sublayer) not in seen:
             seen.add(id(sublayer))
             yield sublayer
@@ -251,7 +252,7 @@ def _is_variance_scaling(initializer) -> bool:
 
 
 def _followed_by_centering(layer) -> bool:
-    consumers = [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+    consumers = outbound_operations(layer)
     return bool(consumers) and all(
         isinstance(consumer, _CENTERING) and getattr(consumer, "center", False)
         for consumer in consumers
@@ -290,17 +291,18 @@ def _output_layers(model) -> list[tuple[keras.layers.Layer, str]]:
 
 def _producer(tensor):
     """The layer whose activation reaches `tensor`, looking through reshapes and nested models."""
-    history = getattr(tensor, "_keras_history", None)
-    layer = history.operation if history is not None else None
+    history = keras_history(tensor)
+    layer = history[0] if history is not None else None
     while layer is not None:
+        _, node_index, tensor_index = history
         if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
-            layer = _producer(layer.outputs[history.tensor_index])
+            layer = _producer(layer.outputs[tensor_index])
         elif isinstance(layer, _PASS_THROUGH):
-            inbound = layer._inbound_nodes[history.node_index].input_tensors
+            inbound = node_input_tensors(layer, node_index)
             if len(inbound) != 1:
                 return layer
-            history = inbound[0]._keras_history
-            layer = history.operation
+            history = keras_history(inbound[0])
+            layer = history[0] if history is not None else None
         else:
             return layer
     return None

@@ -8,7 +8,7 @@ import pytest
 
 from toolkit.callbacks import Progress
 from toolkit.data import endless
-from toolkit.train import fit
+from toolkit.train import Execution, fit
 
 BATCH = 8
 
@@ -59,7 +59,8 @@ def test_continued_run_starts_where_it_stopped():
     fit(model, (x, y), steps=20, batch_size=BATCH, verbose=0)
     stream = io.StringIO()
     fit(model, (x, y), steps=60, batch_size=BATCH, eval_every_steps=20, verbose=0,
-        steps_per_execution=5, callbacks=[Progress(60, every_steps=10, stream=stream)])
+        execution=Execution(steps_per_execution=5),
+        callbacks=[Progress(60, every_steps=10, stream=stream)])
     steps = bar_steps(stream.getvalue())
     assert steps[0] == 30 and steps[-1] == 60
     assert "60/60" in stream.getvalue()

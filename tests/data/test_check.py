@@ -1,7 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 
 from toolkit.data import ArraySource, ShardDirectory, check, write_shard
+from toolkit.data.check import check_labels, check_values
 from toolkit.errors import DataError
 
 
@@ -35,7 +38,7 @@ def test_non_finite_values_are_errors(bad):
     findings = check((x, y), num_classes=3)
     assert _codes(findings) == ["non-finite"]
     assert findings[0].feature == "x" and findings[0].severity == "error"
-    assert "2 of 200 examples, first at row 17" in findings[0].message
+    assert f"`x` holds {bad} at row 17 (flat column 2) and 1 other rows;" in findings[0].message
     targets = np.linspace(0, 1, 200)
     targets[5] = bad
     assert _codes(check((x[:1].repeat(200, 0) * 0 + 1, targets))) == ["non-finite", "constant-feature"]
@@ -47,7 +50,8 @@ def test_labels_outside_the_head_range_are_errors():
     findings = check((x, y), num_classes=3)
     assert _codes(findings) == ["label-range"]
     assert "2 of 200 examples" in findings[0].message and "[-1, 3]" in findings[0].message
-    with pytest.raises(DataError, match=r"`y` holds labels outside \[0, 3\).*Remap the labels"):
+    with pytest.raises(DataError, match=r"`y`: label -1 is out of range for a head of 3 outputs "
+                                        r"\(labels must lie in \[0, 2\].*Remap the labels"):
         check((x, y), num_classes=3, raise_on_errors=True)
     assert check((x, y)) == []  # no head size given: regression, no range check
 
@@ -117,7 +121,7 @@ def test_errors_come_first_and_raise_mode_counts_the_rest():
     y[0] = 9
     findings = check((x, y), num_classes=3)
     assert [f.severity for f in findings] == ["error", "error", "warning"]
-    with pytest.raises(DataError, match=r"NaN/Inf .* \(1 more errors: run `check` to list them\)"):
+    with pytest.raises(DataError, match=r"holds nan .* \(1 more errors: run `check` to list"):
         check((x, y), num_classes=3, raise_on_errors=True)
 
 
@@ -128,14 +132,26 @@ def test_multi_input_features_are_named_by_key():
     assert [(f.code, f.feature) for f in findings] == [("feature-scale", "x['income']")]
 
 
-def test_large_data_is_checked_on_a_fixed_sample():
+def test_large_data_has_its_values_checked_everywhere_and_statistics_on_a_fixed_sample():
     x = np.random.default_rng(0).normal(size=(5000, 2))
     x[4321, 1] = np.nan
-    assert _codes(check(x)) == ["non-finite"]  # below max_examples: every row is read
+    assert _codes(check(x)) == ["non-finite"]
     sampled = check(x, max_examples=100)
     assert sampled == check(x, max_examples=100)  # the sample is fixed
+    assert "at row 4321" in sampled[0].message  # every row's values are checked, not a sample's
     x[:, 0] = 1e5
     assert "(in a sample)" in check(x, max_examples=100)[-1].message
+
+
+def test_a_sampled_source_names_rows_of_the_whole_data(tmp_path):
+    x, y = _clean(n=600)
+    x[::10, 1] = np.nan
+    write_shard(str(tmp_path / "a.npz"), (x, y))
+    source = ShardDirectory(str(tmp_path), min_age_seconds=0)
+    (finding,) = check(source, num_classes=3, max_examples=50)
+    row = int(finding.message.split(" at row ")[1].split(" ")[0])
+    assert row % 10 == 0 and np.isnan(x[row, 1])  # a row of the directory, not of the sample
+    assert "(in a sample)" in finding.message
 
 
 def test_a_source_without_arrays_is_read_through_gather(tmp_path):
@@ -145,3 +161,78 @@ def test_a_source_without_arrays_is_read_through_gather(tmp_path):
     source = ShardDirectory(str(tmp_path), min_age_seconds=0)
     assert _codes(check(source, num_classes=3)) == ["constant-feature"]
     assert _codes(check(source, num_classes=2)) == ["label-range", "constant-feature"]
+
+
+# --- check_values: the one value check sources run, under a policy ----------------------------
+
+def _nan_data():
+    x, y = _clean(20)
+    x[3, 1] = np.nan
+    weights = np.ones(20)
+    weights[5] = -1.0
+    return x, y, weights
+
+
+def test_check_values_error_raises_one_line_naming_array_row_and_fix():
+    with pytest.raises(DataError) as raised:
+        check_values(_nan_data(), "error")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("`x` holds nan at row 3 (flat column 1); expected finite numbers.")
+    assert "np.isfinite(x)" in message and "(1 more errors" in message
+
+
+def test_check_values_messages_are_the_messages_of_check():
+    x, y, weights = _nan_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = check_values((x, y, weights), "warn")
+    errors = [f for f in check((x, y, weights), num_classes=3) if f.severity == "error"]
+    assert found == errors
+    assert [f.code for f in found] == ["non-finite", "negative-weight"]
+    assert found[1].message.startswith("`sample_weight` holds 1 negative weights, e.g. -1 at row 5")
+
+
+def test_check_values_warn_gives_one_warning_per_fault_and_off_gives_none():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        findings = check_values(_nan_data(), "warn")
+    assert [str(w.message) for w in caught] == [f.message for f in findings]
+    assert len(caught) == 2  # NaN in x, a negative weight
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_values(_nan_data(), "off") == []
+    assert caught == []
+    assert check_values(_clean(), "error") == []
+
+
+def test_check_values_rejects_an_unknown_policy():
+    with pytest.raises(ValueError, match=r"policy must be one of \('error', 'warn', 'off'\)\. "
+                                         r"Received: 'strict'"):
+        check_values(_clean(), "strict")
+
+
+# --- check_labels: labels against a head's width -------------------------------------------
+
+def test_check_labels_names_the_label_the_head_and_the_fix():
+    (finding,) = check_labels(np.arange(40) % 10, 4)
+    assert finding.code == "label-range" and finding.severity == "error"
+    assert finding.message.startswith(
+        "`y`: label 9 is out of range for a head of 4 outputs (labels must lie in [0, 3]; 24 of "
+        "40 examples do not, labels span [0, 9]). Remap the labels to 0..3, or set num_classes "
+        "to at least 10.")
+    (named,) = check_labels(np.arange(40) % 10, 4, width_name="`model.num_outputs`")
+    assert named.message.endswith("or set `model.num_outputs` to at least 10.")
+    (negative,) = check_labels(np.array([0, 1, -2]), 2)
+    assert "label -2 is out of range" in negative.message and "at least" not in negative.message
+    assert check_labels(np.array([0.0, 1.0, 2.0]), 3) == []  # integral floats are labels
+
+
+def test_check_labels_refuses_strings_and_nan_labels_once():
+    (strings,) = check_labels(np.array(["cat", "dog"]), 2)
+    assert strings.code == "label-not-integer" and "np.unique" in strings.message
+    (nan,) = check_labels(np.array([0.0, np.nan, 1.0]), 2)  # a NaN label indexes no class
+    assert (nan.code, nan.feature) == ("non-finite", "y") and "holds nan at row 1" in nan.message
+    data = (np.ones((3, 1)), np.array([0.0, np.nan, 1.0]))
+    assert check(data, num_classes=2) == [nan, check(data)[1]]  # one finding for the NaN label
+    assert [f.code for f in check(data)] == ["non-finite", "constant-feature"]

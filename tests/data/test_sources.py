@@ -1,8 +1,12 @@
+import warnings
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from toolkit.data import ArraySource, Source, as_source
+import toolkit
+from toolkit.data import ArraySource, Source, as_source, check, endless
 from toolkit.errors import DataError
 
 
@@ -83,3 +87,64 @@ def test_nan_and_inf_are_reported_with_array_row_and_fix():
 def test_as_source_rejects_a_tf_data_dataset():
     with pytest.raises(DataError, match=r"needs random access.*`tf.data.Dataset`"):
         as_source(tf.data.Dataset.range(4))
+
+
+def _nan_x():
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    x[3, 1] = np.nan
+    return x, np.arange(8) % 2
+
+
+def test_values_are_checked_by_the_check_module_with_its_message():
+    x, y = _nan_x()
+    with pytest.raises(DataError) as raised:
+        ArraySource((x, y))
+    (finding,) = check((x, y))[:1]
+    assert str(raised.value) == finding.message  # one message per fault, wherever it is found
+    assert "\n" not in str(raised.value)
+
+
+def test_check_warn_keeps_the_nan_rows_with_one_warning_and_off_is_silent():
+    x, y = _nan_x()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = ArraySource((x, y), check="warn")
+    assert [str(w.message) for w in caught] == [check((x, y))[0].message]
+    batch_x, _ = source.gather(tf.constant([3, 0], tf.int64))
+    assert np.isnan(batch_x.numpy()[0, 1])  # the NaN row reaches training
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert as_source((x, y), check="off").num_examples == 8
+    assert caught == []
+    with pytest.raises(ValueError, match=r"Received: 'strict'"):
+        ArraySource((x, y), check="strict")
+
+
+def test_structure_is_checked_whatever_the_policy():
+    with pytest.raises(DataError, match=r"`y` has 3 rows but `x` has 4"):
+        ArraySource((np.zeros((4, 2)), np.zeros(3)), check="off")
+
+
+def test_negative_sample_weights_are_refused_by_default():
+    weights = np.ones(4)
+    weights[2] = -0.5
+    with pytest.raises(DataError, match=r"`sample_weight` holds 1 negative weights, e\.g\. -0\.5 "
+                                        r"at row 2"):
+        as_source((np.zeros((4, 2)), np.zeros(4), weights))
+
+
+def test_endless_and_fit_refuse_nan_arrays_by_default_and_take_a_built_source():
+    x, y = _nan_x()
+    pattern = r"^`x` holds nan at row 3 \(flat column 1\); expected finite.*np\.isfinite\(x\)"
+    with pytest.raises(DataError, match=pattern):
+        endless((x, y), batch_size=4, seed=0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(DataError, match=pattern):
+        toolkit.fit(model, (x, y), steps=2, batch_size=4, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = ArraySource((x, y), check="off")
+        assert as_source(source, check="error") is source
+        endless(source, batch_size=4, seed=0)  # a built source is not checked again
+    assert not [w for w in caught if "holds nan" in str(w.message)]

@@ -2,13 +2,19 @@
 
 import dataclasses
 import os
-import stat
+import sys
 
 import pytest
 
-from toolkit.recipe.dump import dumps_recipe, format_value, write_recipe, write_text_atomic
+from toolkit.recipe.dump import dumps_recipe, format_value, write_recipe
 from toolkit.recipe.load import load_recipe, shipped_recipes
-from toolkit.recipe.schema import DataConfig, ModelConfig, OptimizerConfig, Recipe
+from toolkit.recipe.schema import (
+    AugmentStep, DataConfig, ModelConfig, OptimizerConfig, Recipe, SourceConfig)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, packaged as `tomli`.
+    import tomli as tomllib
 
 
 @pytest.mark.parametrize("name", shipped_recipes())
@@ -51,28 +57,52 @@ def test_every_key_is_written_even_defaults():
     assert "deterministic = true" in text and "sampling = \"iid\"" in text
 
 
-def test_write_text_atomic_replaces_without_leftovers(tmp_path):
-    target = tmp_path / "sub" / "summary.json"
-    write_text_atomic(target, "old")
-    write_text_atomic(target, "new")
-    assert target.read_text() == "new"
-    assert sorted(os.listdir(target.parent)) == ["summary.json"]
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+def test_nested_tables_and_arrays_of_tables_round_trip(tmp_path):
+    recipe = load_recipe("mnist1d_cnn", [
+        'data.augment=[{name="random_shift", max_shift=3, mode="zeros"}, '
+        '{name="gaussian_noise", stddev=0.05}]',
+        "data.sources.digit.name=mnist1d", "data.sources.where.name=mnist1d_position",
+        "data.sources.where.weight=2", "optimizer.learning_rate=3e-3"])
+    path = write_recipe(recipe, tmp_path / "recipe.toml", header="toolkit train x.toml")
+    text = path.read_text()
+    assert text.startswith("# toolkit train x.toml\nname = ")
+    assert "[data.sources.where]\nname = \"mnist1d_position\"\nweight = 2.0\n" in text
+    assert "learning_rate = 0.003\n" in text
+    assert tomllib.loads(text)["data"]["augment"] == [
+        {"name": "random_shift", "max_shift": 3, "mode": "zeros"},
+        {"name": "gaussian_noise", "stddev": 0.05}]
+    assert load_recipe(path) == recipe
 
 
-def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+def test_a_long_augment_entry_becomes_an_array_of_tables_and_round_trips(tmp_path):
+    # tomli_w writes an inline table over 100 characters as `[[data.augment]]` instead.
+    long_mode = "reflect" + " " * 100
+    recipe = Recipe(data=DataConfig(augment=(
+        AugmentStep("random_shift", (("max_shift", 2), ("mode", long_mode))),)))
+    text = dumps_recipe(recipe)
+    assert "[[data.augment]]" in text
+    assert tomllib.loads(text)["data"]["augment"] == [
+        {"name": "random_shift", "max_shift": 2, "mode": long_mode}]
+
+
+def test_no_sources_writes_no_sources_table():
+    text = dumps_recipe(Recipe())
+    assert "sources" not in text
+    with_one = dumps_recipe(Recipe(data=DataConfig(sources=(SourceConfig("digit", "mnist1d"),))))
+    assert "\n[data.sources.digit]\nname = \"mnist1d\"\nweight = 1.0\n" in with_one
+
+
+def test_write_recipe_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "recipe.toml"
-    write_text_atomic(target, "good")
+    write_recipe(Recipe(name="good"), target)
 
-    def broken_replace(src, dst):
+    def broken_replace(source, destination):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_text_atomic(target, "bad")
-    assert target.read_text() == "good"
+        write_recipe(Recipe(name="bad"), target)
+    assert load_recipe(target).name == "good"
     assert sorted(os.listdir(tmp_path)) == ["recipe.toml"]
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from toolkit.data import endless
 from toolkit.errors import TrainingPreempted
 from toolkit.checkpoint import files as checkpoint_files
-from toolkit.train.fit import fit
+from toolkit.train import Execution, Logging, fit
 
 
 def main(run_dir, out):
@@ -49,8 +49,9 @@ def main(run_dir, out):
     data = endless((x, y), 16, seed=1)
     try:
         history = fit(model, data, steps=120, eval_data=(x[:64], y[:64]), eval_every_steps=30,
-                      run_dir=run_dir, checkpoint_every_steps=10, callbacks=callbacks,
-                      verbose=0, steps_per_execution=1, jit_compile=False)
+                      run_dir=run_dir, callbacks=callbacks, verbose=0,
+                      execution=Execution(steps_per_execution=1, jit_compile=False),
+                      logging=Logging(checkpoint_every_steps=10))
     except TrainingPreempted as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code

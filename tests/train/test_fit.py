@@ -16,7 +16,8 @@ from toolkit.train.fast_defaults import (
     choose_jit_compile,
     choose_steps_per_execution,
 )
-from toolkit.train.intervals import fit_calls, interval_plan, log_every_steps
+from toolkit.train.intervals import fit_calls, interval_plan
+from toolkit.train.options import Execution, Logging
 from toolkit.train.training_data import training_data
 
 BATCH = 8
@@ -60,10 +61,11 @@ def test_fit_calls_group_whole_intervals_only_when_executions_fit():
 
 
 def test_log_every_steps_is_a_multiple_of_the_execution():
-    assert log_every_steps(10_000, 64) == 256
-    assert log_every_steps(640, 64) == 64
-    assert log_every_steps(50, 1) == 1
-    assert log_every_steps(10_000, 50) % 50 == 0
+    assert Logging().resolve_every_steps(10_000, 64) == 256
+    assert Logging().resolve_every_steps(640, 64) == 64
+    assert Logging().resolve_every_steps(50, 1) == 1
+    assert Logging().resolve_every_steps(10_000, 50) % 50 == 0
+    assert Logging(every_steps=7).resolve_every_steps(10_000, 64) == 7
 
 
 def test_fast_default_rules():
@@ -88,7 +90,7 @@ def test_budget_not_divisible_then_continue_then_nothing():
     x, y = make_data()
     model = make_model()
     history = fit(model, (x, y), steps=25, batch_size=BATCH, eval_data=(x, y),
-                  eval_every_steps=10, verbose=0, steps_per_execution=4)
+                  eval_every_steps=10, verbose=0, execution=Execution(steps_per_execution=4))
     assert isinstance(history, StepHistory)
     assert history.steps == [10, 20, 25]
     assert int(model.optimizer.iterations) == 25
@@ -99,7 +101,7 @@ def test_budget_not_divisible_then_continue_then_nothing():
                                                         rel=1e-5)
     # A larger budget continues on the grid.
     history = fit(model, (x, y), steps=37, batch_size=BATCH, eval_every_steps=10, verbose=0,
-                  steps_per_execution=4)
+                  execution=Execution(steps_per_execution=4))
     assert history.steps == [30, 37]
     assert int(model.optimizer.iterations) == 37
     # The budget reached: nothing runs, and fit says so.
@@ -122,16 +124,16 @@ def test_executions_larger_than_intervals_do_not_overshoot():
     model = make_model()
     # Plain Keras would run 64 steps per execution; the budget and every interval stay exact.
     history = fit(model, (x, y), steps=100, batch_size=BATCH, eval_every_steps=30,
-                  steps_per_execution=64, verbose=0)
+                  execution=Execution(steps_per_execution=64), verbose=0)
     assert history.steps == [30, 60, 90, 100]
     assert int(model.optimizer.iterations) == 100
 
 
-def test_endless_data_is_rebuilt_at_each_call_step():
+def test_endless_data_is_positioned_at_each_call_step():
     x, y = make_data()
     dataset = endless((x, y), BATCH, seed=5)
     expected = [b[1] for b in dataset.take(9).as_numpy_iterator()]
-    data = training_data(dataset, batch_size=None, seed=0)
+    data = training_data(dataset, batch_size=None)
     assert data.batches(0, 2) is not None
     got = [b[1] for b in data.batches(4, 3).as_numpy_iterator()]
     got += [b[1] for b in data.batches(7, 2).as_numpy_iterator()]
@@ -140,7 +142,7 @@ def test_endless_data_is_rebuilt_at_each_call_step():
 
 def test_foreign_endless_dataset_continues_between_intervals():
     dataset = tf.data.Dataset.range(10**9).map(lambda i: (tf.fill([2, 4], 1.0), tf.fill([2], i)))
-    data = training_data(dataset.repeat(), batch_size=None, seed=0)
+    data = training_data(dataset.repeat(), batch_size=None)
     assert data.batch_size == 2
     first = [int(b[1][0]) for b in data.batches(0, 3).as_numpy_iterator()]
     second = [int(b[1][0]) for b in data.batches(3, 2).as_numpy_iterator()]
@@ -157,7 +159,7 @@ def test_callbacks_see_one_run_with_one_epoch_per_interval():
         on_train_end=lambda logs: events.append("end"),
     )
     fit(model, (x, y), steps=35, batch_size=BATCH, eval_every_steps=10, callbacks=[recorder],
-        steps_per_execution=5, verbose=0)
+        execution=Execution(steps_per_execution=5), verbose=0)
     assert events == ["begin", 0, 1, 2, 3, "end"]
 
 
@@ -167,7 +169,8 @@ def test_early_stopping_patience_spans_intervals():
     # val_loss cannot improve by 1e9: patience 2 stops after the third interval.
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, min_delta=1e9)
     history = fit(model, (x, y), steps=100, batch_size=BATCH, eval_data=(x, y),
-                  eval_every_steps=10, callbacks=[stopper], steps_per_execution=5, verbose=0)
+                  eval_every_steps=10, callbacks=[stopper], verbose=0,
+                  execution=Execution(steps_per_execution=5))
     assert history.steps == [10, 20, 30]
     assert int(model.optimizer.iterations) == 30
 
@@ -184,13 +187,15 @@ def test_run_dir_installs_tensorboard_logging(tmp_path):
 def test_fast_settings_apply_without_losing_optimizer_state():
     x, y = make_data()
     model = make_model()
-    fit(model, (x, y), steps=6, batch_size=BATCH, verbose=0, steps_per_execution=1)
+    fit(model, (x, y), steps=6, batch_size=BATCH, verbose=0,
+        execution=Execution(steps_per_execution=1))
     before = [v.numpy().copy() for v in model.optimizer.variables]
     apply_execution_settings(model, steps_per_execution=3, jit_compile=False)
     assert model.steps_per_execution == 3 and model.train_function is None
     after = [v.numpy() for v in model.optimizer.variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
-    fit(model, (x, y), steps=12, batch_size=BATCH, verbose=0, steps_per_execution=3)
+    fit(model, (x, y), steps=12, batch_size=BATCH, verbose=0,
+        execution=Execution(steps_per_execution=3))
     assert int(model.optimizer.iterations) == 12
     assert model.steps_per_execution == 3
 

@@ -6,7 +6,7 @@ import pytest
 
 from toolkit.cli import main
 from toolkit.errors import TrainingDivergedError
-from toolkit.train.fit import fit
+from toolkit.train import Execution, Logging, fit
 
 
 def make_model(layers):
@@ -38,8 +38,9 @@ def test_fit_recovers_from_a_non_finite_step_and_reaches_the_budget(tmp_path):
     model = make_model([keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
     with pytest.warns(UserWarning, match=r"NanGuard: .* non-finite|NanGuard: .*NaN or Inf") as got:
         history = fit(model, arrays(), steps=40, batch_size=8, eval_every_steps=10,
-                      run_dir=tmp_path, checkpoint_every_steps=10, callbacks=[SpikeAt(13)],
-                      steps_per_execution=1, jit_compile=False, verbose=0)
+                      run_dir=tmp_path, callbacks=[SpikeAt(13)], verbose=0,
+                      execution=Execution(steps_per_execution=1, jit_compile=False),
+                      logging=Logging(checkpoint_every_steps=10))
     message = next(str(w.message) for w in got if "NanGuard" in str(w.message))
     assert "Rolled back to step 10, learning rate 1e+10 -> 0.005 (retry 1/3)" in message
     assert int(model.optimizer.iterations) == 40  # The rolled-back steps were trained again.
@@ -55,7 +56,8 @@ def test_hopeless_fit_stops_naming_the_layer(tmp_path):
     with pytest.warns(UserWarning, match="retry 3/3"):
         with pytest.raises(TrainingDivergedError) as caught:
             fit(model, arrays(), steps=40, batch_size=8, eval_every_steps=10, run_dir=tmp_path,
-                checkpoint_every_steps=5, steps_per_execution=1, jit_compile=False, verbose=0)
+                verbose=0, execution=Execution(steps_per_execution=1, jit_compile=False),
+                logging=Logging(checkpoint_every_steps=5))
     message = str(caught.value)
     assert "after 3 rollback(s)" in message
     assert "output of layer `exploding` became non-finite" in message

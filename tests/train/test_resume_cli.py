@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import keras
 import numpy as np
 import pytest
 
+from toolkit.checkpoint.run_lock import LOCK_FILE
+
 from toolkit.cli import main
 
 # In-process runs leave op determinism off (it is process-wide and irreversible).
@@ -20,7 +23,8 @@ WALL_TIME_KEYS = ("wall_seconds", "command_seconds")
 
 
 def _snapshot(run_dir, skip=()):
-    """Every file of the run directory: (mtime, sha1) by relative path."""
+    """Every file of the run directory but its lock (holder info): (mtime, sha1) by path."""
+    skip = (*skip, LOCK_FILE)
     files = {}
     for root, _, names in os.walk(run_dir):
         for name in names:
@@ -58,7 +62,7 @@ def test_run_dir_of_another_model_is_refused_and_nothing_is_overwritten(capsys, 
     with open(recipe_file) as file:
         text = file.read()
     with open(recipe_file, "w") as file:
-        file.write(text.replace("[16]", "[32]"))
+        file.write(re.sub(r"hidden_units = \[[^\]]*\]", "hidden_units = [32]", text))
     assert main(argv + ["--set", "model.hidden_units=[32]", "--set", "train.steps=20"]) == 2
     line = _one_error_line(capsys)
     assert "does not match the model: model variable `dense_block_0/kernel` has shape (64, 32)" in line

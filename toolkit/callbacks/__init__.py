@@ -9,6 +9,7 @@ They read values from the device only every `every_steps` steps, never at every 
 - `Checkpoint`: a resumable checkpoint (model, Adam state, clock) every N steps.
 - `NanGuard`: rolls back non-finite steps, lowers the learning rate, or explains the divergence.
 - `Preemption`: SIGTERM / Ctrl-C write a checkpoint at the next step boundary, then stop.
+- `IntervalMetrics`: Keras's running metric state survives a checkpoint inside an epoch.
 
 Example:
 
@@ -26,8 +27,9 @@ Example:
 
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.checkpoint import Checkpoint
+from toolkit.callbacks.interval_metrics import IntervalMetrics
 from toolkit.callbacks.nan_guard import NanGuard
 from toolkit.callbacks.preemption import Preemption
 from toolkit.callbacks.progress import Progress
 
-__all__ = ["Axes", "Progress", "Checkpoint", "NanGuard", "Preemption"]
+__all__ = ["Axes", "Progress", "Checkpoint", "NanGuard", "Preemption", "IntervalMetrics"]

@@ -12,6 +12,7 @@ from toolkit.callbacks.log_points import LogPoints, optimizer_step
 from toolkit.callbacks.metric_windows import MetricWindows
 from toolkit.callbacks.scalar_writer import ScalarWriter
 from toolkit.clock import TrainClock
+from toolkit.keras_compat import loss_tracker
 
 __all__ = ["Axes"]
 
@@ -86,19 +87,15 @@ class Axes(keras.callbacks.Callback):
         self._windows = MetricWindows()
         self._writers: Dict[str, ScalarWriter] = {}
         self._hparams_written = False
-        self._resumed_base = None
 
     # Resume (the callback-state protocol of `toolkit.checkpoint.Checkpointer`) -----------------------
 
     def get_state(self) -> Dict[str, Any]:
         """The logging position: grid, open window and whether the HParams were written."""
-        windows = self._windows
         return {
             "next_step": self._points.next_step,
             "last_step": getattr(self, "_last_step", None),
-            "base": {k: list(v) for k, v in windows._base.items()},
-            "carry": {k: list(v) for k, v in windows._carry.items()},
-            "closed": windows.closed,
+            **self._windows.get_state(),  # "base", "carry", "closed"
             "hparams_written": self._hparams_written,
         }
 
@@ -108,10 +105,7 @@ class Axes(keras.callbacks.Callback):
         self._points.next_step = int(state["next_step"])
         if state.get("last_step") is not None:
             self._last_step = int(state["last_step"])
-        self._windows._carry = {k: tuple(v) for k, v in state["carry"].items()}
-        self._resumed_base = None if state["closed"] else {
-            k: tuple(v) for k, v in state["base"].items()
-        }
+        self._windows.set_state(state)
         self._hparams_written = bool(state["hparams_written"])
 
     # Keras hooks --------------------------------------------------------------------------------
@@ -137,9 +131,7 @@ class Axes(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._points.epoch_begin(optimizer_step(self.model))
-        self._windows.epoch_begin()
-        if self._resumed_base is not None:  # Resumed inside an interval: the window goes on.
-            self._windows._base, self._resumed_base = self._resumed_base, None
+        self._windows.epoch_begin()  # A window restored by `set_state` goes on from here.
 
     # Not on_train_batch_end: overriding it makes Keras convert the logs at every step.
     def on_train_batch_begin(self, batch, logs=None):
@@ -223,7 +215,7 @@ class Axes(keras.callbacks.Callback):
 
     def _learn_batch_size(self, step: int) -> None:
         # A clock without a batch size: measure it once from the loss tracker's example count.
-        tracker = getattr(self.model, "_loss_tracker", None)
+        tracker = loss_tracker(self.model)
         steps = step - self._last_step
         count = self._windows.last_count.get(getattr(tracker, "name", "loss"))
         self._measure_batch_size = False

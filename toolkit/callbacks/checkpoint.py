@@ -20,8 +20,9 @@ class Checkpoint(keras.callbacks.Callback):
     best checkpoints by `monitor` are kept), and at the end of training. The step is counted
     from the batch index: no host sync between saves, and it works with
     `steps_per_execution > 1` (a save then happens at the first execution boundary past the
-    multiple). Before the first training step it re-applies the callback states restored by
-    `Checkpointer.restore`, which Keras callbacks reset in `on_train_begin`.
+    multiple). Before the first training step it gives the callbacks the states read by
+    `Checkpointer.restore` (`Checkpointer.apply_callback_states`), after Keras callbacks have
+    reset themselves in `on_train_begin`.
 
     Args:
         directory: Checkpoint directory, or a `Checkpointer` (to also save a clock and callback
@@ -112,7 +113,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._pending:
-            self.checkpointer.apply_pending_states()
+            self.checkpointer.apply_callback_states()
             self._pending = False
         step = self._epoch_start_step + batch
         if step // self.every_steps > self._boundary:

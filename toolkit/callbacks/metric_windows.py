@@ -19,10 +19,12 @@ Metrics with another state (AUC, precision, custom ones) cannot be windowed; for
 Keras reports (accumulated since the epoch began) is returned unchanged.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import keras
 import numpy as np
+
+from toolkit.keras_compat import compiled_metrics_built, loss_tracker, metric_leaves
 
 __all__ = ["MetricWindows"]
 
@@ -36,15 +38,16 @@ class MetricWindows:
     >>> model.compile("sgd", "mse")
     >>> windows = MetricWindows()
     >>> windows.epoch_begin()
-    >>> model._loss_tracker.update_state(2.0, sample_weight=4)
+    >>> loss_tracker(model).update_state(2.0, sample_weight=4)
     >>> windows.read(model)
     {'loss': 2.0}
-    >>> model._loss_tracker.update_state(5.0, sample_weight=4)
+    >>> loss_tracker(model).update_state(5.0, sample_weight=4)
     >>> windows.read(model)
     {'loss': 5.0}
     """
 
     def __init__(self):
+        self._resumed_base: Optional[Dict[str, Tuple[float, float]]] = None
         self.reset()
 
     def reset(self) -> None:
@@ -55,9 +58,26 @@ class MetricWindows:
         self._closed = True
         self.last_count: Dict[str, float] = {}
 
+    def get_state(self) -> Dict[str, Any]:
+        """The open window: its start (`base`), the part carried over, and whether it is closed."""
+        return {
+            "base": {k: list(v) for k, v in self._base.items()},
+            "carry": {k: list(v) for k, v in self._carry.items()},
+            "closed": self._closed,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues a `get_state` window; an open one resumes at the next `epoch_begin` (when
+        the metric state it was read from is restored)."""
+        self._carry = {k: tuple(v) for k, v in state["carry"].items()}
+        self._resumed_base = None if state["closed"] else {
+            k: tuple(v) for k, v in state["base"].items()
+        }
+
     def epoch_begin(self) -> None:
-        """Keras has just reset the metrics: the state starts again from zero."""
-        self._base = {}
+        """Keras has just reset the metrics: the state starts again from zero (or from a resumed
+        window's start)."""
+        self._base, self._resumed_base = self._resumed_base or {}, None
         self._closed = False
 
     @property
@@ -110,32 +130,11 @@ class MetricWindows:
     def _resolve(self, model: keras.Model) -> List[Tuple[str, keras.metrics.Metric]]:
         # Compiled metrics are built at the first train step: resolve lazily, then keep.
         if self._leaves is None:
-            leaves, complete = _leaf_metrics(model)
-            if not complete:
+            leaves = metric_leaves(model)
+            if not compiled_metrics_built(model):
                 return leaves
             self._leaves = leaves
         return self._leaves
-
-
-def _leaf_metrics(model: keras.Model) -> Tuple[List[Tuple[str, keras.metrics.Metric]], bool]:
-    """(log name, metric) pairs in Keras's log order, and whether all metrics were built."""
-    leaves, complete = [], True
-    for metric in model.metrics:
-        children = getattr(metric, "metrics", None)
-        if children is None or not hasattr(metric, "_flat_metrics"):
-            leaves.append((metric.name, metric))
-            continue
-        if not getattr(metric, "built", True):
-            complete = False
-            continue
-        # A container (CompileMetrics) names its children in its result dict, in the order of
-        # its `metrics` list (Keras prefixes output names and de-duplicates).
-        names = list(metric.result().keys())
-        if len(names) == len(children):
-            leaves.extend(zip(names, children))
-        else:
-            leaves.append((metric.name, metric))
-    return leaves, complete
 
 
 def _states(leaves) -> Dict[str, Tuple[float, float]]:

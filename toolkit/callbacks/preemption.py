@@ -21,8 +21,10 @@ class Preemption(keras.callbacks.Callback):
     seconds later; Ctrl-C sends SIGINT. While installed, either signal only sets a flag. At the
     next step boundary (`on_train_batch_begin`, no host sync in between) the callback writes a
     checkpoint *first*, then sets `model.stop_training`: Keras finishes the step already queued
-    (and the epoch's validation, if any) and `fit` returns. A second signal while waiting
-    restores the previous handlers and re-delivers it (a second Ctrl-C interrupts at once).
+    (and the epoch's validation, if any) and `fit` returns; the checkpointer is *sealed*
+    (`Checkpointer.sealed`) so that no later save replaces the preemption checkpoint. A second
+    signal while waiting restores the previous handlers and re-delivers it (a second Ctrl-C
+    interrupts at once).
 
     Use it as a callback (handlers live from `on_train_begin` to `on_train_end`), or as a
     context manager around a loop of several `fit` calls, so a signal between two calls is
@@ -94,6 +96,7 @@ class Preemption(keras.callbacks.Callback):
             logger.warning("Preemption: not in the main thread, so signals cannot be caught.")
             return
         self.requested, self.message, self._saved_after_request = None, None, False
+        self.checkpointer.sealed = False
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
@@ -153,6 +156,9 @@ class Preemption(keras.callbacks.Callback):
         self._saved_after_request = True
         path = self.checkpointer.save()
         self.checkpointer.wait()
+        # The run stops here: what Keras still does (the queued step, the interval's partial
+        # evaluation) must not write a newer checkpoint than this one.
+        self.checkpointer.sealed = True
         step = self.checkpointer.last_saved_step
         hint = self.resume_hint or (
             f"call `toolkit.checkpoint.restore(model, {self.checkpointer.directory!r})` before "

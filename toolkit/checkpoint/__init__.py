@@ -23,5 +23,6 @@ Example:
 
 from toolkit.checkpoint.checkpointer import Checkpointer, CheckpointInfo
 from toolkit.checkpoint.restore import restore
+from toolkit.checkpoint.run_lock import RunLock
 
-__all__ = ["Checkpointer", "CheckpointInfo", "restore"]
+__all__ = ["Checkpointer", "CheckpointInfo", "restore", "RunLock"]

@@ -4,11 +4,12 @@ A callback whose future behaviour depends on its past (patience counters, best v
 counts, logging positions) implements
 
     def get_state(self) -> dict: ...        # JSON-able values only
-    def set_state(self, state: dict): ...   # called on restore, and again before the first step
+    def set_state(self, state: dict): ...   # called once, after on_train_begin
 
-`set_state` is called a second time just before the first training step (by the `Checkpoint`
-callback, through `Checkpointer.apply_pending_states`) because Keras callbacks reset their run
-state in `on_train_begin`, which runs after the restore. Keras's `EarlyStopping` and
+`Checkpointer.restore` reads the states; `Checkpointer.apply_callback_states` calls `set_state`
+once, after the callbacks' `on_train_begin` (where Keras callbacks reset their run state) and
+before the first training step: `toolkit.fit` calls it right after `on_train_begin`, the
+`Checkpoint` callback at the first batch of a plain `model.fit`. Keras's `EarlyStopping` and
 `ReduceLROnPlateau` are handled by attribute adapters (their counters and best value;
 `EarlyStopping`'s `best_weights` are not saved). Other callbacks are stateless as far as the
 checkpoint knows.
@@ -27,19 +28,11 @@ Example:
 import json
 from typing import Any, Callable, Dict, Sequence, Tuple
 
-import keras
-import numpy as np
-import tensorflow as tf
+from toolkit.keras_compat import keras_callback_state, set_keras_callback_state
 
 __all__ = ["adapters"]
 
 Adapter = Tuple[Callable[[], Dict[str, Any]], Callable[[Dict[str, Any]], None]]
-
-# Keras callbacks whose future depends on counters they keep; saved by attribute.
-_KERAS_STATE_ATTRIBUTES = (
-    (keras.callbacks.EarlyStopping, ("wait", "stopped_epoch", "best", "best_epoch")),
-    (keras.callbacks.ReduceLROnPlateau, ("wait", "cooldown_counter", "best")),
-)
 
 
 def adapters(callbacks: Sequence[Any]) -> Dict[str, Adapter]:
@@ -81,21 +74,9 @@ def _adapter(callback):
         getattr(callback, "set_state", None)
     ):
         return callback.get_state, callback.set_state
-    for cls, names in _KERAS_STATE_ATTRIBUTES:
-        if isinstance(callback, cls):
-
-            def get(callback=callback, names=names):
-                return {name: _plain(getattr(callback, name, None)) for name in names}
-
-            def set_(state, callback=callback):
-                for name, value in state.items():
-                    setattr(callback, name, value)
-
-            return get, set_
+    if keras_callback_state(callback) is not None:  # Keras's own counters, saved by attribute.
+        return (
+            lambda: keras_callback_state(callback),
+            lambda state: set_keras_callback_state(callback, state),
+        )
     return None
-
-
-def _plain(value):
-    if isinstance(value, (np.generic, np.ndarray)) or tf.is_tensor(value):
-        return np.asarray(value).item()
-    return value

@@ -22,7 +22,7 @@ class Checkpointer:
     A checkpoint holds every variable of the model (`model.variables`: weights, statistics of
     preprocessing layers, random-seed states), every variable of the *built* optimizer (Adam's
     moments, `iterations`, the learning rate, a `LossScaleOptimizer`'s scale; S2.2), the
-    `TrainClock`, and the state of every callback that implements `get_state() -> dict` /
+    `TrainClock` (ticked to the saved step), and the state of every callback that implements `get_state() -> dict` /
     `set_state(dict)` (JSON-able values), plus Keras's `EarlyStopping` and `ReduceLROnPlateau`
     counters. The optimizer is built before saving and before restoring, so its state is never
     skipped.
@@ -106,6 +106,9 @@ class Checkpointer:
         self.mode = mode
         self.async_save = async_save
         self.last_saved_step: Optional[int] = None
+        # Set by `Preemption` once its checkpoint is written: the run is stopping, and the
+        # state after it (the step Keras still runs, a partial interval) must not replace it.
+        self.sealed = False
         self._pending_states: Dict[str, Dict[str, Any]] = {}
         self._executor = None
         self._future = None
@@ -173,13 +176,20 @@ class Checkpointer:
             metrics: Metrics of this state, e.g. `{"val_loss": 0.3}`; `monitor` ranks the best.
                 Defaults to `None`.
 
+        While `sealed` is true (after a preemption checkpoint), nothing is written and `None` is
+        returned: that checkpoint stays the one to resume from.
+
         Raises:
             CheckpointError: The directory cannot be written (read-only, disk full); the
                 previous checkpoints are intact.
         """
+        if self.sealed:
+            return None
         self.wait()
         groups = self._groups()
         step = self._step()
+        if self.clock is not None:
+            self.clock.tick(step)  # The saved clock is that of the saved step.
         culprit = self.find_nonfinite()
         if culprit is not None:
             warnings.warn(
@@ -332,7 +342,6 @@ class Checkpointer:
             self._pending_states = {
                 key: value for key, value in state.get("callbacks", {}).items() if key in adapters
             }
-            self.apply_pending_states(keep=True)
 
     # ---------------------------------------------------------------- callback states
     def _callback_states(self) -> Dict[str, Dict[str, Any]]:
@@ -341,18 +350,18 @@ class Checkpointer:
     def _adapters(self):
         return callback_state.adapters(self.callbacks)
 
-    def apply_pending_states(self, keep: bool = False) -> None:
-        """Sets the callback states of the last restore again, then forgets them.
+    def apply_callback_states(self) -> None:
+        """Gives the callbacks the states read by the last `restore`, once.
 
-        Callbacks reset their counters in `on_train_begin`, which runs after `restore`; the
-        `Checkpoint` callback calls this before the first training step so the restored counters
-        win. Call it yourself if you restore without that callback.
+        Keras callbacks reset their counters in `on_train_begin`, so the restored states must
+        be applied after it and before the first training step. `toolkit.fit` does it right
+        after its callbacks' `on_train_begin`; in a plain `model.fit`, the `Checkpoint`
+        callback does it at the first batch. Later calls do nothing until the next `restore`.
         """
         adapters = self._adapters()
-        for key, value in self._pending_states.items():
+        pending, self._pending_states = self._pending_states, {}
+        for key, value in pending.items():
             adapters[key][1](value)
-        if not keep:
-            self._pending_states = {}
 
 
 def _match(path, group, entries, saved) -> List[Tuple[Any, np.ndarray]]:

@@ -11,9 +11,10 @@ One checkpoint is one directory `ckpt-<step>` holding
 
 The directory is written under a temporary name next to its final place and renamed when complete,
 so a crash at any instant leaves either the whole checkpoint or none of it; the previous
-checkpoints are never touched. A checkpoint is *good* when its manifest parses and every file has
-the recorded size and checksum (the bundle also carries TensorFlow's per-tensor CRC-32C, checked
-on read).
+checkpoints are never touched. Every file is fsynced before the rename and the parent directory
+after it (`toolkit.atomic_write`), so a power loss cannot leave a renamed but empty checkpoint. A
+checkpoint is *good* when its manifest parses and every file has the recorded size and checksum
+(the bundle also carries TensorFlow's per-tensor CRC-32C, checked on read).
 """
 
 import dataclasses
@@ -28,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from toolkit import atomic_write
 from toolkit.errors import CheckpointError
 
 __all__ = [
@@ -64,14 +66,6 @@ class CheckpointInfo:
     created: float
 
 
-def _fsync(path: str, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _crc32(path: str) -> int:
     crc = 0
     with open(path, "rb") as file:
@@ -95,9 +89,8 @@ def write_checkpoint(
     tensors: Mapping[str, tf.Tensor],
     state: Mapping[str, Any],
     metrics: Optional[Mapping[str, float]] = None,
-    fsync: bool = True,
 ) -> str:
-    """Writes one checkpoint atomically and returns its path.
+    """Writes one checkpoint atomically and durably, and returns its path.
 
     Raises:
         CheckpointError: The directory cannot be written (read-only, disk full, ...). Whatever
@@ -105,7 +98,10 @@ def write_checkpoint(
     """
     tmp = None
     try:
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+            # The new directory is an entry of its parent: durable only once that is fsynced.
+            atomic_write.fsync_directory(os.path.dirname(os.path.abspath(directory)))
         tmp = tempfile.mkdtemp(prefix=f"{_TMP}{PREFIX}{int(step):08d}-", dir=directory)
         names = list(tensors)
         tf.raw_ops.SaveV2(
@@ -114,13 +110,13 @@ def write_checkpoint(
             shape_and_slices=[""] * len(names),
             tensors=[tensors[name] for name in names],
         )
+        for name in os.listdir(tmp):  # TensorFlow writes the bundle without fsync.
+            atomic_write.fsync_file(os.path.join(tmp, name))
         _write_json(os.path.join(tmp, STATE_FILE), state)
         files = {}
         for name in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, name)
             files[name] = {"bytes": os.path.getsize(path), "crc32": _crc32(path)}
-            if fsync:
-                _fsync(path)
         manifest = {
             "format": FORMAT,
             "step": int(step),
@@ -128,9 +124,8 @@ def write_checkpoint(
             "created": time.time(),
             "files": files,
         }
-        _write_json(os.path.join(tmp, MANIFEST_FILE), manifest, fsync=fsync)
-        if fsync:
-            _fsync(tmp, directory=True)
+        # Written last; its write also fsyncs `tmp`, so every entry is durable before the rename.
+        _write_json(os.path.join(tmp, MANIFEST_FILE), manifest)
         final = checkpoint_path(directory, step)
         trash = None
         if os.path.exists(final):
@@ -139,8 +134,7 @@ def write_checkpoint(
             os.rename(final, os.path.join(trash, "old"))
         os.rename(tmp, final)
         tmp = None
-        if fsync:
-            _fsync(directory, directory=True)
+        atomic_write.fsync_directory(directory)
         if trash is not None:
             _remove(trash)
         return final
@@ -155,12 +149,8 @@ def write_checkpoint(
         ) from error
 
 
-def _write_json(path: str, value: Mapping[str, Any], fsync: bool = False) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(value, file, indent=1, sort_keys=True)
-        if fsync:
-            file.flush()
-            os.fsync(file.fileno())
+def _write_json(path: str, value: Mapping[str, Any]) -> None:
+    atomic_write.write_text(path, json.dumps(value, indent=1, sort_keys=True))
 
 
 def _read_json(path: str) -> Dict[str, Any]:

@@ -22,12 +22,12 @@ import json
 import os
 import pathlib
 import random
-import tempfile
 import warnings
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from toolkit import atomic_write
 from toolkit.errors import DataError
 
 __all__ = ["BuiltinData", "load", "builtin_names"]
@@ -237,17 +237,11 @@ def _read_cache(path: pathlib.Path) -> Optional[Dict[str, np.ndarray]]:
 
 
 def _write_cache(path: pathlib.Path, arrays: Dict[str, np.ndarray]) -> None:
-    """Writes to a temporary file in the same directory, then renames (atomic)."""
+    """Writes the arrays atomically and durably (`toolkit.atomic_write`)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
+        with atomic_write.temporary_path(path) as temporary:
+            with open(temporary, "xb") as file:
                 np.savez(file, **arrays)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
     except OSError as error:  # a read-only home only costs regenerating next time
         warnings.warn(
             f"Could not cache the generated dataset at {str(path)!r} ({error}); it will be "

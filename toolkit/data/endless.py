@@ -28,11 +28,11 @@ step, which a Python generator then evaluates once per step).
 import dataclasses
 import numbers
 import threading
-import weakref
 from typing import Any, Callable, Optional, Union
 
 import tensorflow as tf
 
+from toolkit.data import lineage
 from toolkit.data.sources import as_source
 from toolkit.errors import DataError
 
@@ -49,7 +49,6 @@ _PURPOSES = (1, 2, 3)  # sampling, passes, augmentation
 # Small batches are drawn several steps at a time: one map call, one gather for up to
 # _CHUNK_STEPS steps of about _CHUNK_EXAMPLES examples in all, then unbatched.
 _CHUNK_STEPS, _CHUNK_EXAMPLES = 32, 1024
-_INFOS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CHECKPOINT_STEPS = 4096  # examples_at keeps one prefix sum per this many steps
 
 
@@ -130,7 +129,7 @@ def endless(
         augment=augment,
     )
     dataset = _build(info)
-    _INFOS[dataset] = info
+    lineage.register(dataset, info)
     return dataset
 
 
@@ -170,6 +169,34 @@ class EndlessInfo:
     _lock: Any = dataclasses.field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
+    # The step the next iterator starts at, read by the pipeline when an iterator begins.
+    _position: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        with tf.init_scope():  # An eager variable, even when built inside a `tf.function`.
+            position = tf.Variable(self.start_step, dtype=tf.int64, trainable=False,
+                                   name="endless_position")
+        object.__setattr__(self, "_position", position)
+
+    @property
+    def position(self) -> int:
+        """The step whose batch the next iteration of the dataset (or of any dataset derived
+        from it by per-batch transforms) starts with."""
+        return int(self._position.numpy())
+
+    def seek(self, step: int) -> None:
+        """Makes every iteration started from now on begin with the batch of step `step`.
+
+        The dataset reads its position when an iterator is created, so this moves the
+        dataset `endless` returned *and* every dataset derived from it by per-batch
+        transforms (`map`, `prefetch`, `with_options`): `toolkit.train.fit` restores a run,
+        then seeks the user's own pipeline to the restored step. Iterators already running
+        are not affected.
+
+        Args:
+            step: An optimizer step, `>= 0`.
+        """
+        self._position.assign(_check_int("step", step, minimum=0))
 
     @property
     def dataset_size(self) -> Optional[int]:
@@ -198,7 +225,7 @@ class EndlessInfo:
             return sums[base // _CHECKPOINT_STEPS] + self._sum_sizes(base, step)
 
     def at_step(self, step: int) -> tf.data.Dataset:
-        """Returns the same pipeline rebuilt so that its first batch is that of step `step`."""
+        """Returns a new, independent pipeline whose first batch is that of step `step`."""
         return endless(
             self.source,
             self.batch_size,
@@ -215,7 +242,10 @@ class EndlessInfo:
 def endless_info(dataset: Any) -> Optional[EndlessInfo]:
     """Returns the `EndlessInfo` of a dataset made by `endless`, or `None` for any other object.
 
-    A dataset derived from it (`.map`, `.take`, ...) is another dataset and gives `None`.
+    A dataset derived from one by per-batch transforms that keep its position (`map`,
+    `prefetch`, `with_options`; see `toolkit.data.lineage`) gives the same info, so
+    `info.seek(step)` positions it too. A dataset whose transforms change which batch comes at
+    which step (`shuffle`, `batch`, `filter`, `take`, ...) gives `None`.
 
     Args:
         dataset: Any object, typically a `tf.data.Dataset`.
@@ -223,15 +253,14 @@ def endless_info(dataset: Any) -> Optional[EndlessInfo]:
     Example:
 
     >>> import numpy as np
-    >>> endless_info(endless(np.zeros((8, 2)), batch_size=4)).sampling
+    >>> data = endless(np.zeros((8, 2)), batch_size=4)
+    >>> endless_info(data.prefetch(2)).sampling
     'iid'
-    >>> endless_info(tf.data.Dataset.range(3)) is None
-    True
+    >>> endless_info(data.shuffle(2)) is None, endless_info(tf.data.Dataset.range(3)) is None
+    (True, True)
     """
-    try:
-        return _INFOS.get(dataset)
-    except TypeError:  # unhashable or not weak-referenceable: not ours
-        return None
+    found = lineage.trace(dataset)
+    return found.info if found.positioned else None
 
 
 def _build(info: EndlessInfo) -> tf.data.Dataset:
@@ -273,18 +302,19 @@ def _build(info: EndlessInfo) -> tf.data.Dataset:
         steps = first_step + tf.range(num_steps, dtype=tf.int64)
         return (steps, batches) if augment is not None else batches
 
-    if callable(info.batch_size):
-        num_steps = 1
-        chunks = _scheduled_steps(info).map(
-            lambda step, offset, size: draw_chunk(step, step, offset, 1, size),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    else:
+    def from_position(_):
+        """The pipeline from the step in `info._position`, read when an iterator starts."""
+        start = info._position.read_value()
+        if callable(info.batch_size):
+            return _scheduled_steps(info, start).map(
+                lambda step, offset, size: draw_chunk(step, step, offset, 1, size),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            ).unbatch()
         batch_size = info.batch_size  # Python ints: the batch dimension stays static
         num_steps = 1 if size_at is not None else min(_CHUNK_STEPS, _CHUNK_EXAMPLES // batch_size)
         num_steps = max(1, num_steps)
-        chunks = tf.data.Dataset.counter(info.start_step // num_steps).map(
+        chunks = tf.data.Dataset.counter(start // num_steps).map(
             lambda chunk: draw_chunk(
                 chunk, chunk * num_steps, chunk * num_steps * batch_size, num_steps, batch_size
             ),
@@ -292,7 +322,11 @@ def _build(info: EndlessInfo) -> tf.data.Dataset:
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-    dataset = chunks.unbatch().skip(info.start_step % num_steps)
+        return chunks.unbatch().skip(start % num_steps)
+
+    # One outer element whose inner pipeline starts at the position: a dataset derived from
+    # this one by per-batch transforms moves with `info.seek` without being rebuilt.
+    dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).flat_map(from_position)
     if augment is not None:
         dataset = dataset.map(
             lambda step, batch: augment(batch, tf.stack([augment_word, step])),
@@ -314,19 +348,21 @@ def _key_word(seed: int, purpose: int) -> tf.Tensor:
     )[0]
 
 
-def _scheduled_steps(info: EndlessInfo) -> tf.data.Dataset:
-    """(step, examples before it, batch size) for a Python batch-size schedule."""
+def _scheduled_steps(info: EndlessInfo, start: tf.Tensor) -> tf.data.Dataset:
+    """(step, examples before it, batch size) from step `start`, for a Python schedule."""
 
-    def generate():
-        step, offset = info.start_step, info.examples_at(info.start_step)
+    def generate(first):
+        step = int(first)
+        offset = info.examples_at(step)
         while True:
             size = info.batch_size_at(step)
             yield step, offset, size
             step, offset = step + 1, offset + size
 
     scalar = tf.TensorSpec((), tf.int64)
-    steps = tf.data.Dataset.from_generator(generate, output_signature=(scalar, scalar, scalar))
-    return steps  # never ends
+    return tf.data.Dataset.from_generator(  # never ends
+        generate, output_signature=(scalar, scalar, scalar), args=(start,)
+    )
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> int:

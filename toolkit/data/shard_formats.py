@@ -9,8 +9,8 @@ A shard holds examples `x`, `(x, y)` or `(x, y, sample_weight)` as NumPy arrays:
 - `.csv`: a header row; a column `label` (int64 class) or `y` (float32 target), optionally
   `sample_weight`; every other column is one float32 feature of `x`.
 
-`write_shard` writes atomically (a temporary name, then a rename), the way a producer should add
-shards to a directory that a `ShardDirectory` is reading.
+`write_shard` writes atomically and durably (`toolkit.atomic_write`: a hidden temporary name, then a
+rename), the way a producer should add shards to a directory that a `ShardDirectory` is reading.
 
 Example:
 
@@ -23,12 +23,12 @@ Example:
 """
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from toolkit import atomic_write
 from toolkit.errors import DataError
 
 __all__ = ["SHARD_FORMATS", "read_shard", "shard_format", "write_shard"]
@@ -85,8 +85,8 @@ def read_shard(path: str) -> Any:
 def write_shard(path: str, data: Any) -> None:
     """Writes `x`, `(x, y)` or `(x, y, sample_weight)` arrays to `path`, atomically.
 
-    The file is written under a temporary name in the same directory, then renamed into place,
-    so a reader never sees a half-written shard.
+    The file is written under a hidden temporary name in the same directory, fsynced, then renamed
+    into place (`toolkit.atomic_write`), so a reader never sees a half-written shard.
 
     Args:
         path: Destination ending in `.npz`, `.tfrecord`, `.tfrecords` or `.csv` (CSV: `x` of
@@ -109,16 +109,8 @@ def write_shard(path: str, data: Any) -> None:
         raise DataError(
             f"Cannot write shard {path!r}: expected a suffix in {sorted(SHARD_FORMATS)!r}."
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    os.close(handle)
-    try:
-        writers[kind](temporary, arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write.temporary_path(path) as temporary:
+        writers[kind](os.fspath(temporary), arrays)
 
 
 def _read_npz(path: str) -> dict:

@@ -21,9 +21,14 @@ day) also defines:
   same batches. When present, `endless` samples the batch of step `k` from `[0, size_at(k))`;
   otherwise from `[0, num_examples)`.
 
-`ArraySource` wraps in-memory NumPy arrays (and anything `np.asarray` accepts) and validates them:
-equal numbers of rows, at least one row, no NaN/Inf in float arrays. `as_source` turns whatever a
-user passes into a source.
+`ArraySource` wraps in-memory NumPy arrays (and anything `np.asarray` accepts). Building it
+validates the structure (equal numbers of rows, at least one row, numeric or string arrays) and
+then the values through `toolkit.data.check.check_values` under its `check` policy: by default
+(`"error"`) NaN/Inf in a float array or a negative sample weight raises a one-line `DataError`
+naming the array, the row and the fix; `"warn"` warns once per fault and keeps the data; `"off"`
+leaves values to the caller (a recipe checks them once, under `data.check`). `as_source` turns
+whatever a user passes into a source with the same policy; a source it is given (file-backed,
+TFDS, a mixture, an `ArraySource` built with another policy) is returned as it is, unchecked.
 
 Example:
 
@@ -41,12 +46,10 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.check import _lists_to_tuples, _named_leaves, check_values
 from toolkit.errors import DataError
 
 __all__ = ["Source", "ArraySource", "as_source"]
-
-_TUPLE_NAMES = ("x", "y", "sample_weight")
-
 
 @runtime_checkable
 class Source(Protocol):
@@ -68,20 +71,25 @@ class ArraySource:
     """In-memory examples held as tensors, gathered with one `tf.gather` per array.
 
     Use it for data that fits in memory: NumPy arrays, `(x, y)` or `(x, y, sample_weight)` tuples,
-    and dicts or lists of arrays for multi-input models. The arrays are validated once, here:
-    every array must have the same number of rows (at least one), and float arrays must hold no
-    NaN or Inf. Dtypes are kept as given. Lists are read as tuples (tf.data would stack a list
-    into one tensor). The arrays are
-    copied into TensorFlow constants, so the TensorFlow graph limit of 2 GB applies; larger data
-    belongs in a file-backed source.
+    and dicts or lists of arrays for multi-input models. The structure is validated here: every
+    array must have the same number of rows (at least one) and be numeric or string. The values
+    (NaN/Inf, negative sample weights) are validated by `toolkit.data.check.check_values` under
+    `check`. Dtypes are kept as given. Lists are read as tuples (tf.data would stack a list into
+    one tensor). The arrays are copied into TensorFlow constants, so the TensorFlow graph limit of
+    2 GB applies; larger data belongs in a file-backed source.
 
     Args:
         data: An array, a tuple `(x,)`, `(x, y)` or `(x, y, sample_weight)`, or a dict of arrays
             (read as a multi-input `x`). `x` and `y` may themselves be dicts or lists of arrays.
+        check: What NaN/Inf or negative sample weights do: `"error"` raises a `DataError`
+            naming the array, the row and the fix; `"warn"` warns once per fault and keeps the
+            data (NaN rows will reach training); `"off"` does not look (for data checked
+            elsewhere). Defaults to `"error"`.
 
     Raises:
-        DataError: If the arrays are empty, have different numbers of rows, are not numeric or
-            string arrays, or hold NaN/Inf.
+        DataError: If the arrays are empty, have different numbers of rows or are not numeric or
+            string arrays; with `check="error"`, if they hold NaN/Inf or negative weights.
+        ValueError: If `check` is not `"error"`, `"warn"` or `"off"`.
 
     Example:
 
@@ -91,7 +99,7 @@ class ArraySource:
     (4, TensorShape([2]))
     """
 
-    def __init__(self, data: Any):
+    def __init__(self, data: Any, *, check: str = "error"):
         # tf.data reads a list as one stacked tensor; tuples keep multi-input arrays apart.
         data = _lists_to_tuples(data)
         if isinstance(data, tuple) and not 1 <= len(data) <= 3:
@@ -100,11 +108,10 @@ class ArraySource:
                 f"Received a tuple of {len(data)} items. Pass several inputs as a list or dict "
                 f"inside `x`, e.g. `([x1, x2], y)`."
             )
-        names = _leaf_names(data)
+        names = [name for name, _ in _named_leaves(data)]
         arrays = [_as_array(leaf, name) for leaf, name in zip(tf.nest.flatten(data), names)]
         _check_rows(arrays, names)
-        for array, name in zip(arrays, names):
-            _check_finite(array, name)
+        check_values(tf.nest.pack_sequence_as(data, arrays), check)
         self._num_examples = len(arrays[0])
         tensors = [tf.constant(array) for array in arrays]
         self._tensors = tf.nest.pack_sequence_as(data, tensors)
@@ -136,24 +143,35 @@ class ArraySource:
         return f"ArraySource(num_examples={self._num_examples}, element_spec={spec!r})"
 
 
-def as_source(data: Any) -> Any:
+def as_source(data: Any, *, check: str = "error") -> Any:
     """Returns `data` as a source: a source is returned as is, arrays become an `ArraySource`.
+
+    `toolkit.data.endless` and `toolkit.data.mix` call it with the default policy, so NaN in
+    in-memory training data stops them with one line unless the caller builds the source itself
+    (`ArraySource(data, check="warn")`).
 
     Args:
         data: A source (an object with `num_examples`, `element_spec` and `gather`), or arrays
             in any form `ArraySource` accepts.
+        check: The value-check policy of a new `ArraySource` (`"error"`, `"warn"` or `"off"`);
+            a source is returned unchecked. Defaults to `"error"`.
 
     Returns:
         A source.
 
     Raises:
-        DataError: If `data` is a `tf.data.Dataset` (it has no random access) or invalid arrays.
+        DataError: If `data` is a `tf.data.Dataset` (it has no random access), or arrays that
+            `ArraySource` refuses under `check`.
 
     Example:
 
     >>> import numpy as np
     >>> as_source(np.zeros((5, 3))).num_examples
     5
+    >>> as_source(np.array([[0.0], [np.nan]]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    toolkit.errors.DataError: `x` holds nan at row 1; expected finite numbers. ...
     """
     if isinstance(data, Source):
         return data
@@ -163,32 +181,7 @@ def as_source(data: Any) -> Any:
             "Pass in-memory arrays or a source (`toolkit.data.ArraySource`), or give the "
             "endless `tf.data.Dataset` directly to `fit` with `steps_per_epoch`."
         )
-    return ArraySource(data)
-
-
-def _lists_to_tuples(data: Any) -> Any:
-    if isinstance(data, (list, tuple)):
-        return tuple(_lists_to_tuples(item) for item in data)
-    if isinstance(data, dict):
-        return {key: _lists_to_tuples(value) for key, value in data.items()}
-    return data
-
-
-def _leaf_names(data: Any) -> list:
-    """Names every array the way a user would: `x`, `y`, `sample_weight`, `x['age']`, `x[1]`."""
-    if isinstance(data, tuple):
-        parts = [_paths(item, name) for item, name in zip(data, _TUPLE_NAMES)]
-        return [path for part in parts for path in part]
-    return _paths(data, "x")
-
-
-def _paths(item: Any, prefix: str) -> list:
-    if isinstance(item, dict):
-        # tf.nest flattens dicts in sorted key order.
-        return [path for key in sorted(item) for path in _paths(item[key], f"{prefix}[{key!r}]")]
-    if isinstance(item, (list, tuple)):
-        return [path for i, sub in enumerate(item) for path in _paths(sub, f"{prefix}[{i}]")]
-    return [prefix]
+    return ArraySource(data, check=check)
 
 
 def _as_array(leaf: Any, name: str) -> np.ndarray:
@@ -221,22 +214,3 @@ def _check_rows(arrays: list, names: list) -> None:
                 f"`{name}` has {len(array)} rows but `{names[0]}` has {rows}. Every array "
                 f"must have one row per example. Align them (same examples, same order)."
             )
-
-
-def _check_finite(array: np.ndarray, name: str) -> None:
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating)):
-        return
-    finite = np.isfinite(array).reshape(len(array), -1)
-    bad_rows = np.flatnonzero(~finite.all(axis=1))
-    if bad_rows.size == 0:
-        return
-    row = int(bad_rows[0])
-    column = int(np.flatnonzero(~finite[row])[0])
-    value = array.reshape(len(array), -1)[row, column]
-    where = f"row {row}" if finite.shape[1] == 1 else f"row {row} (flat column {column})"
-    others = f" and {bad_rows.size - 1} other rows" if bad_rows.size > 1 else ""
-    raise DataError(
-        f"`{name}` holds {value} at {where}{others}; expected finite numbers. Drop or impute "
-        f"those rows before training, e.g. `keep = np.isfinite({name}).reshape(len({name}), -1)"
-        f".all(axis=1)`."
-    )

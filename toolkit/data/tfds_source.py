@@ -4,15 +4,17 @@
 `endless`, chosen by `in_memory`:
 
 - **In memory** (`in_memory=True`, or `"auto"` when the decoded split fits in
-  `max_memory_bytes`): the split is decoded once into an `ArraySource`. Gathers are in-graph and
-  fast; batch `k` is a pure function of `(seed, k)`. MNIST (47 MB) and CIFAR-10 (150 MB) go here.
+  `max_memory_bytes`): the split is decoded once into an `ArraySource`, its values checked under
+  `check` (NaN/Inf raise by default). Gathers are in-graph and fast; batch `k` is a pure
+  function of `(seed, k)`. MNIST (47 MB) and CIFAR-10 (150 MB) go here.
 - **Random access** (`in_memory=False`, or `"auto"` for a larger split) when the dataset was
   prepared in the ArrayRecord format (`tfds build NAME --file_format=array_record`, or
   `builder.download_and_prepare(file_format="array_record")`): a `TfdsSource` reads the drawn
   examples with `tfds.data_source` through `tf.numpy_function`. Batches stay a pure function of
   `(seed, k)`, but each batch costs one Python call holding the GIL, the record reads and the
   per-example decoding of `tfds` (PNG/JPEG images are decoded in Python): expect thousands, not
-  millions, of examples per second, so measure it against your model's consumption rate.
+  millions, of examples per second, so measure it against your model's consumption rate. Its
+  values are not checked (that would decode the whole split): run `toolkit.data.check` on it.
 - Otherwise (a large split stored as TFRecord, which has no random access), `tfds_source` raises
   and names the fixes; `tfds_stream` streams it instead. A stream is **not** IID: it reads
   passes in file order, each block of `shuffle_buffer_size` examples permuted anew every pass
@@ -57,6 +59,7 @@ def tfds_source(
     keys: Optional[Sequence[str]] = None,
     max_memory_bytes: int = 2**30,
     download: bool = False,
+    check: str = "error",
 ) -> Any:
     """Returns a source for a TFDS split: in memory (`ArraySource`) or by random access.
 
@@ -70,13 +73,16 @@ def tfds_source(
         keys: Feature names for `(x, y)` (or `(x,)`). Defaults to the supervised keys.
         max_memory_bytes: Size limit of the decoded split for `in_memory="auto"`. Defaults to 1 GiB.
         download: Download and prepare the dataset if needed. Defaults to `False`.
+        check: What NaN/Inf in a split decoded into memory does, as in `ArraySource`: `"error"`,
+            `"warn"` or `"off"`; a random-access split is not checked. Defaults to `"error"`.
 
     Returns:
         A source for `endless`.
 
     Raises:
         DataError: If the dataset is not prepared, a feature has a variable shape, `keys` are
-            missing, or the split is too large for memory without the ArrayRecord format.
+            missing, the split is too large for memory without the ArrayRecord format, or (with
+            `check="error"`) a split decoded into memory holds NaN/Inf.
 
     Example:
 
@@ -103,7 +109,7 @@ def tfds_source(
             reason = (f"its decoded split ({size / 2**20:.1f} MiB) exceeds "
                       f"max_memory_bytes={max_memory_bytes}")
             raise DataError(_not_random_access(name, builder, reason))
-    return ArraySource(_load_all(builder, split, keys, specs))
+    return ArraySource(_load_all(builder, split, keys, specs), check=check)
 
 
 class TfdsSource:

@@ -20,6 +20,7 @@ Example:
 
 import dataclasses
 import importlib
+import inspect
 import warnings
 from typing import Any, Callable
 
@@ -38,13 +39,18 @@ _MODEL_KEYS = {
 _DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def import_function(spec: str, key: str, error: type) -> Callable:
-    """Imports the function named by `"package.module:function"`.
+def import_function(
+    spec: str, key: str, error: type, call: tuple = (), expected: str = ""
+) -> Callable:
+    """Imports the function named by `"package.module:function"` and checks how it is called.
 
     Args:
         spec: `"package.module:function"`.
         key: The recipe key that named it, for error messages.
         error: The `ToolkitError` type to raise when the user's name is wrong.
+        call: `(args, kwargs)` the toolkit will call it with; a function that cannot take them
+            is refused before any work. Defaults to `()` (not checked).
+        expected: The expected signature, for the message. Defaults to `""`.
 
     Returns:
         The callable.
@@ -57,6 +63,11 @@ def import_function(spec: str, key: str, error: type) -> Callable:
 
     >>> import_function("math:sqrt", "model.name", ModelError)(9.0)
     3.0
+    >>> import_function("json:dumps", "model.name", ModelError, call=((1, 2), {}),
+    ...                 expected="f(input_shape, num_outputs)")
+    Traceback (most recent call last):
+    ...
+    toolkit.errors.ModelError: `model.name` = 'json:dumps' cannot be called as f(input_shape, num_outputs): too many positional arguments (its signature is (obj, *, skipkeys=False, ensure_ascii=True, check_circular=True, allow_nan=True, cls=None, indent=None, separators=None, default=None, sort_keys=False, **kw)). Name a function with that signature.
     """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
@@ -76,7 +87,24 @@ def import_function(spec: str, key: str, error: type) -> Callable:
             f"`{key}` = {spec!r}: module {module_name!r} has no function {attribute!r}. "
             f"Check the name after the colon."
         )
+    if call:
+        _check_signature(function, spec, key, error, call, expected)
     return function
+
+
+def _check_signature(function, spec, key, error, call, expected) -> None:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # Builtins without a signature: let the call tell.
+        return
+    args, kwargs = call
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as failure:
+        raise error(
+            f"`{key}` = {spec!r} cannot be called as {expected}: {failure} (its signature is "
+            f"{signature}). Name a function with that signature."
+        ) from None
 
 
 def build_data(config: Any) -> Any:
@@ -105,7 +133,8 @@ def build_data(config: Any) -> Any:
     from toolkit.data import ArraySource, BuiltinData, load
 
     if ":" in config.name:
-        data = import_function(config.name, "data.name", DataError)()
+        data = import_function(config.name, "data.name", DataError, call=((), {}),
+                               expected="f() -> dataset")()
         data = _as_builtin(data, config.name, BuiltinData)
     else:
         data = load(config.name, seed=config.seed)
@@ -192,7 +221,11 @@ def _architecture(config: ModelConfig, seed: int) -> Callable:
     # Resolve the user's function first: a wrong name is reported before any warning.
     function = None
     if config.name not in _MODEL_KEYS:
-        function = import_function(config.name, "model.name", ModelError)
+        function = import_function(
+            config.name, "model.name", ModelError,
+            call=(((1,), 1), {"adapt_data": None, "seed": 0}),
+            expected="f(input_shape, num_outputs, *, adapt_data, seed) -> keras.Model",
+        )
     defaults = ModelConfig()
     taken = _MODEL_KEYS.get(config.name, ())
     ignored = [key for keys in _MODEL_KEYS.values() for key in keys

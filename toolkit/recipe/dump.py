@@ -1,9 +1,12 @@
 """Writing a recipe back as TOML (the run directory's `recipe.toml`).
 
-The standard library reads TOML but does not write it. The recipe schema is nearly flat (tables of
-strings, numbers, booleans and lists of integers, plus `data.augment` as a list of inline tables
-and `data.sources` as `[data.sources.<head>]` sub-tables), so a small writer covers it exactly;
-the output reads back with `load_recipe` to an equal `Recipe`.
+The standard library reads TOML but does not write it; `tomli_w`, the writer that pairs with the
+standard library's parser (same author, same specification), writes it here, so quoting, escapes
+and float forms are a maintained library's rather than a hand-written subset. The recipe becomes
+a document of plain values first: tuples become arrays, each `data.augment` step a table
+(`tomli_w` writes it inline, `{ name = ..., ... }`, or as `[[data.augment]]` when longer than a
+line) and `data.sources` the `[data.sources.<head>]` sub-tables. The output reads back with
+`load_recipe` to an equal `Recipe`.
 
 Example:
 
@@ -14,26 +17,32 @@ name = "demo"
 """
 
 import dataclasses
-import json
-import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
+from toolkit import atomic_write
 from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SourceConfig
 
-__all__ = ["dumps_recipe", "format_value", "write_recipe", "write_text_atomic"]
+__all__ = ["dumps_recipe", "format_value", "write_recipe"]
 
 
 def format_value(value: Any) -> str:
     """Formats one schema value (bool, int, float, str, tuple, `AugmentStep`) as a TOML value.
+
+    The value is written on one line, as a `--set` override or a key listing shows it; scalars
+    are formatted by `tomli_w`.
 
     Args:
         value: The value.
 
     Returns:
         Its TOML text.
+
+    Raises:
+        TypeError: If the value is of a type no recipe key holds.
 
     Example:
 
@@ -43,24 +52,13 @@ def format_value(value: Any) -> str:
     '{name = "random_shift", max_shift = 4}'
     """
     if isinstance(value, AugmentStep):
-        pairs = (("name", value.name),) + value.arguments
+        pairs = _augment_table(value).items()
         return "{" + ", ".join(f"{key} = {format_value(item)}" for key, item in pairs) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)  # shortest round-tripping form, e.g. 0.003 or 1e-05
-        return text if any(c in text for c in ".e") else text + ".0"
-    if isinstance(value, str):
-        # JSON string escapes (\" \\ \n \uXXXX) are all valid TOML basic-string escapes.
-        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
+    if isinstance(value, (bool, int, float, str)):
+        # A one-key document is `v = <value>\n`; tomli_w formats the value itself.
+        return tomli_w.dumps({"v": value})[len("v = ") : -1]
     raise TypeError(f"Cannot write {value!r} ({type(value).__name__}) as a TOML value.")
 
 
@@ -80,35 +78,44 @@ def dumps_recipe(recipe: Recipe, header: str = "") -> str:
     >>> "[train]" in text and "steps = 3000" in text
     True
     """
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    lines.append(f"name = {format_value(recipe.name)}")
-    for table in TABLES:
-        config = getattr(recipe, table)
-        lines += ["", f"[{table}]"]
-        sub_tables = []
-        for field in dataclasses.fields(config):
-            value = getattr(config, field.name)
-            if field.type == tuple[SourceConfig, ...]:
-                # TOML: a table's sub-tables come after all of its own keys.
-                sub_tables += [_source_table(table, field.name, item) for item in value]
-            else:
-                lines.append(f"{field.name} = {format_value(value)}")
-        for sub_table in sub_tables:
-            lines += ["", *sub_table]
-    return "\n".join(lines) + "\n"
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    document = {"name": recipe.name}
+    document.update((table, _table(getattr(recipe, table))) for table in TABLES)
+    return comments + tomli_w.dumps(document)
 
 
-def _source_table(table: str, key: str, source: SourceConfig) -> list:
-    return [f"[{table}.{key}.{source.head}]", f"name = {format_value(source.name)}",
-            f"weight = {format_value(source.weight)}"]
+def _table(config: Any) -> dict:
+    """One schema table as plain TOML values: arrays, inline tables and sub-tables."""
+    table = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.type == tuple[SourceConfig, ...]:
+            # No sources: no `[data.sources.<head>]` table, rather than an empty `[data.sources]`.
+            if value:
+                table[field.name] = {s.head: {"name": s.name, "weight": s.weight} for s in value}
+        else:
+            table[field.name] = _toml_value(value)
+    return table
+
+
+def _toml_value(value: Any) -> Any:
+    if isinstance(value, AugmentStep):
+        return _augment_table(value)
+    if isinstance(value, tuple):
+        return [_toml_value(item) for item in value]
+    return value
+
+
+def _augment_table(step: AugmentStep) -> dict:
+    return {"name": step.name, **dict(step.arguments)}
 
 
 def write_recipe(recipe: Recipe, path: str | os.PathLike, header: str = "") -> Path:
-    """Writes the recipe to `path` atomically (temporary file, then rename).
+    """Writes the recipe to `path` atomically and durably (`toolkit.atomic_write`).
 
     Args:
         recipe: The recipe to write.
-        path: Destination file.
+        path: Destination file; its folder is created if needed.
         header: Comment text put first. Defaults to `""`.
 
     Returns:
@@ -121,40 +128,4 @@ def write_recipe(recipe: Recipe, path: str | os.PathLike, header: str = "") -> P
     >>> write_recipe(Recipe(name="demo"), folder / "recipe.toml").name
     'recipe.toml'
     """
-    return write_text_atomic(path, dumps_recipe(recipe, header))
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Writes `text` to `path` through a temporary file in the same folder and a rename.
-
-    A reader never sees a half-written file: it sees the old file or the new one.
-
-    Args:
-        path: Destination file; its folder is created if needed.
-        text: The content, written as UTF-8.
-
-    Returns:
-        The path written.
-
-    Example:
-
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
-    >>> write_text_atomic(target, "hello").read_text()
-    'hello'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique sibling name ("x": never overwrite) keeps the rename atomic (same file system)
-    # and, unlike mkstemp, the file gets the umask's usual permissions.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write.write_text(path, dumps_recipe(recipe, header))

@@ -7,6 +7,12 @@ from_logits=True)` for classification, mean squared error for regression) and it
 metric (accuracy or `mae`), so Keras logs `<head>_loss` and `<head>_accuracy` / `<head>_mae` and
 the masked sample weights of `toolkit.data.mix` keep each head on its own data.
 
+Before anything is built, each classification head's labels (all rows) are checked against its
+width by `toolkit.recipe.data_check.check_head_labels`, whatever `data.check` says: one message
+naming the recipe key to fix. The input scaling is then adapted on the finite training rows: with
+`data.check = "warn"` NaN/Inf rows still reach training, but they would turn every statistic of
+the scaling layer into NaN.
+
 Example:
 
 >>> from toolkit.recipe import load_recipe
@@ -17,6 +23,7 @@ Example:
 {'digit': (None, 10), 'position': (None, 1)}
 """
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -25,11 +32,12 @@ import numpy as np
 from toolkit.errors import ModelError
 from toolkit.recipe.build import (
     _architecture,
-    _check_labels,
+    _num_outputs,
     build_model,
     loss_and_metrics,
     make_optimizer,
 )
+from toolkit.recipe.data_check import check_head_labels
 from toolkit.recipe.schema import Recipe
 
 __all__ = ["build_recipe_model"]
@@ -48,7 +56,8 @@ def build_recipe_model(recipe: Recipe, inputs: Any) -> Any:
     Raises:
         ModelError: For an unknown model, a model with several outputs to put heads on, or a
             head name that is already a layer name of the trunk.
-        DataError: For class labels out of range for their head.
+        DataError: For class labels out of range for their head (or not integers), whatever
+            `data.check` says.
 
     Example:
 
@@ -59,7 +68,11 @@ def build_recipe_model(recipe: Recipe, inputs: Any) -> Any:
     (None, 10)
     """
     if not inputs.multi_head:
-        return build_model(recipe, inputs.heads[""])
+        data = inputs.heads[""]
+        if data.task == "classification":
+            # Before _finite_rows: a NaN label must be reported, not dropped with its row.
+            check_head_labels(data, _num_outputs(recipe.model, data))
+        return build_model(recipe, _finite_rows(data))
     return _multi_head(recipe, inputs.heads)
 
 
@@ -81,8 +94,8 @@ def _multi_head(recipe: Recipe, heads: dict) -> Any:
     widths = {head: _width(data) for head, data in heads.items()}
     for head, data in heads.items():
         if data.task == "classification":
-            _check_labels(data, widths[head])
-    adapt_x = np.concatenate([data.x_train for data in heads.values()])
+            check_head_labels(data, widths[head], head)
+    adapt_x = np.concatenate([_finite_rows(data).x_train for data in heads.values()])
     base = _architecture(recipe.model, recipe.train.seed)(adapt_x.shape[1:], 1, adapt_x)
     if not isinstance(base, keras.Model) or len(base.outputs) != 1:
         raise ModelError(
@@ -109,6 +122,21 @@ def _multi_head(recipe: Recipe, heads: dict) -> Any:
     # weighted_metrics, not metrics: only weighted ones honour the mask of the other heads' rows.
     model.compile(make_optimizer(recipe), loss=losses, weighted_metrics=metrics)
     return model
+
+
+def _finite_rows(data: Any) -> Any:
+    """`data` with only the training rows whose features and targets are all finite.
+
+    The model adapts its input scaling on `x_train`; with `data.check = "warn"` NaN/Inf rows
+    were reported once and still reach training, but statistics over them would all be NaN.
+    """
+    keep = np.ones(len(data.x_train), bool)
+    for array in (np.asarray(data.x_train), np.asarray(data.y_train)):
+        if np.issubdtype(array.dtype, np.inexact) and array.size:
+            keep &= np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if keep.all():
+        return data
+    return dataclasses.replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
 
 
 def _head_seed(seed: int, index: int) -> int:

@@ -18,6 +18,12 @@ Every head keeps a `BuiltinData` whose `x_train`/`y_train` are the training arra
 of them for data read by random access or from shards (used to adapt input scaling and to check
 the data).
 
+Only the structure of the data is validated here (rows, dtypes, shapes): the sources are built
+with value checks off (`ArraySource(..., check="off")`), because
+`toolkit.recipe.data_check.check_recipe_data` checks the values next, once, under the recipe's
+`data.check`. With `data.check = "warn"` the training source therefore holds the rows it warned
+about, NaN included.
+
 Example:
 
 >>> from toolkit.recipe import load_recipe
@@ -97,8 +103,9 @@ def build_inputs(recipe: Recipe, run_dir: Optional[os.PathLike]) -> RecipeInputs
         `RecipeInputs`.
 
     Raises:
-        DataError: For unknown, unprepared, malformed or non-finite data, or shards whose
-            examples do not match the test split.
+        DataError: For unknown, unprepared or malformed data (empty, rows that do not align,
+            non-numeric arrays), or shards whose examples do not match the test split. NaN/Inf
+            are not errors here: `check_recipe_data` reports them under `data.check`.
         RecipeError: For `[data]` keys that contradict each other.
 
     Example:
@@ -115,11 +122,10 @@ def build_inputs(recipe: Recipe, run_dir: Optional[os.PathLike]) -> RecipeInputs
     data, train = _load(config.name, config)
     if config.shards_dir:
         data, train = _shards(config, data, run_dir)
-    size = getattr(train, "num_examples", None) if train is not None else len(data.x_train)
     if train is None:
-        train = (data.x_train, data.y_train)
+        train = _array_source(data)
     return RecipeInputs(name=data.name, heads={"": data}, train=train,
-                        eval_data=(data.x_test, data.y_test), dataset_size=size)
+                        eval_data=(data.x_test, data.y_test), dataset_size=train.num_examples)
 
 
 def _check_keys(config: DataConfig) -> None:
@@ -147,7 +153,15 @@ def _load(name: str, config: DataConfig) -> tuple:
     """Returns `(BuiltinData, source or None)`: `None` means train on its arrays."""
     if name.startswith(_TFDS):
         return _tfds(name, config)
-    return build_data(dataclasses.replace(config, name=name)), None
+    # Values are checked once, by check_recipe_data under data.check, not while loading.
+    return build_data(dataclasses.replace(config, name=name, check="off")), None
+
+
+def _array_source(data: Any) -> Any:
+    """The training arrays of `data` as a source, values unchecked (see the module doc)."""
+    from toolkit.data import ArraySource
+
+    return ArraySource((data.x_train, data.y_train), check="off")
 
 
 def _tfds(name: str, config: DataConfig) -> tuple:
@@ -155,7 +169,8 @@ def _tfds(name: str, config: DataConfig) -> tuple:
 
     from toolkit.data import BuiltinData, tfds_source
 
-    options = dict(data_dir=config.data_dir or None, download=config.download)
+    # Values are checked once, by check_recipe_data under data.check, not while decoding.
+    options = dict(data_dir=config.data_dir or None, download=config.download, check="off")
     train = tfds_source(name, config.split, in_memory=config.in_memory, **options)
     test = tfds_source(name, config.eval_split, in_memory=True, **options)
     if len(test.element_spec) != 2:
@@ -232,7 +247,7 @@ def _mixed(config: DataConfig) -> RecipeInputs:
     for source in config.sources:
         data, train = _load(source.name, config)
         heads[source.head] = data
-        sources[source.head] = train if train is not None else (data.x_train, data.y_train)
+        sources[source.head] = train if train is not None else _array_source(data)
     mixture = mix(sources, weights={s.head: s.weight for s in config.sources})
     return RecipeInputs(
         name=", ".join(f"{s.head}={heads[s.head].name}" for s in config.sources), heads=heads,

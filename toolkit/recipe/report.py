@@ -2,7 +2,7 @@
 
 `summary.json` holds at least `steps`, `examples_seen`, `wall_seconds` and the final test metrics
 under `eval`; `report.md` shows the same numbers with the conventions check (`toolkit.lint`) and
-the resolved recipe. Both are written atomically (temporary file, then rename).
+the resolved recipe. Both are written atomically and durably (`toolkit.atomic_write`).
 
 Example:
 
@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from toolkit.recipe.dump import dumps_recipe, write_text_atomic
+from toolkit import atomic_write
+from toolkit.recipe.dump import dumps_recipe
 from toolkit.recipe.schema import Recipe
 
 __all__ = ["format_report", "write_report", "write_summary"]
@@ -59,7 +60,7 @@ def write_summary(run_dir: str | os.PathLike, summary: dict) -> Path:
             f"summary.json needs {', '.join(missing)}. Received keys: {sorted(summary)}."
         )
     text = json.dumps(summary, indent=2, sort_keys=False, allow_nan=True) + "\n"
-    return write_text_atomic(Path(run_dir) / "summary.json", text)
+    return atomic_write.write_text(Path(run_dir) / "summary.json", text)
 
 
 def _lint_lines(model: Any) -> list[str]:
@@ -154,4 +155,4 @@ def write_report(run_dir: str | os.PathLike, recipe: Recipe, summary: dict, mode
     True
     """
     text = format_report(recipe, summary, _lint_lines(model))
-    return write_text_atomic(Path(run_dir) / "report.md", text)
+    return atomic_write.write_text(Path(run_dir) / "report.md", text)

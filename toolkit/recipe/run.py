@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from toolkit import atomic_write
 from toolkit.errors import RecipeError
 from toolkit.recipe.augmentations import build_augment
 from toolkit.recipe.data_check import check_recipe_data
@@ -45,6 +46,8 @@ _SMOKE_STEPS, _SMOKE_EVAL_EVERY, _SMOKE_LOG_EVERY = 20, 10, 5
 _SMOKE_TRAIN_EXAMPLES, _SMOKE_EVAL_EXAMPLES = 256, 128
 # A continued run may only change its budget and how often it checkpoints.
 _RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every_steps")
+# Left in a run directory while `--fresh` empties it: a crash then still lets `--fresh` finish.
+_TRASH_MARK = ".emptying"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,31 +140,37 @@ def _differences(old: Recipe, new: Recipe) -> list[str]:
 
 
 def _prepare_run_dir(run_dir: Path, recipe: Recipe, fresh: bool) -> None:
-    """Creates, checks or (with `fresh`) empties the run directory."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RecipeError(f"Run directory {str(run_dir)!r} is a file. Pass another --run-dir.")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        recipe_file = run_dir / "recipe.toml"
-        if not recipe_file.is_file():
-            raise RecipeError(
-                f"Run directory {str(run_dir)!r} is not empty and holds no recipe.toml, so it is "
-                f"not a toolkit run; refusing to write into it. Pass an empty or new --run-dir."
-            )
-        if fresh:
-            # Rename first (atomic), then delete: a crash never leaves a half-deleted run behind
-            # under the run directory's name.
-            trash = run_dir.with_name(f".{run_dir.name}.deleting-{uuid.uuid4().hex[:8]}")
-            os.replace(run_dir, trash)
-            shutil.rmtree(trash)
-        else:
-            changes = _differences(load_recipe(recipe_file), recipe)
-            if changes:
-                raise RecipeError(
-                    f"Run directory {str(run_dir)!r} holds a run of a different recipe "
-                    f"({', '.join(changes)}); only {' and '.join(_RESUMABLE_KEYS)} may change to "
-                    f"continue a run. Add --fresh to start over there, or pass another --run-dir."
-                )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Checks or (with `fresh`) empties the run directory; the caller holds its lock."""
+    from toolkit.checkpoint.run_lock import LOCK_FILE
+
+    entries = [path for path in run_dir.iterdir() if path.name != LOCK_FILE]
+    if not entries:
+        return
+    recipe_file = run_dir / "recipe.toml"
+    ours = recipe_file.is_file() or any(p.name == _TRASH_MARK for p in entries)
+    if not ours:
+        raise RecipeError(
+            f"Run directory {str(run_dir)!r} is not empty and holds no recipe.toml, so it is "
+            f"not a toolkit run; refusing to write into it. Pass an empty or new --run-dir."
+        )
+    if fresh or not recipe_file.is_file():
+        # Move the old run aside (recipe.toml first, so a crash half-way leaves no run that
+        # looks resumable), then delete it. The lock file stays: this process holds it.
+        trash = run_dir.with_name(f".{run_dir.name}.deleting-{uuid.uuid4().hex[:8]}")
+        trash.mkdir()
+        (run_dir / _TRASH_MARK).touch()
+        for path in sorted(entries, key=lambda p: p.name != "recipe.toml"):
+            os.replace(path, trash / path.name)
+        shutil.rmtree(trash)
+        (run_dir / _TRASH_MARK).unlink(missing_ok=True)
+        return
+    changes = _differences(load_recipe(recipe_file), recipe)
+    if changes:
+        raise RecipeError(
+            f"Run directory {str(run_dir)!r} holds a run of a different recipe "
+            f"({', '.join(changes)}); only {' and '.join(_RESUMABLE_KEYS)} may change to "
+            f"continue a run. Add --fresh to start over there, or pass another --run-dir."
+        )
 
 
 def _hparams(recipe: Recipe) -> dict:
@@ -177,18 +186,14 @@ def _hparams(recipe: Recipe) -> dict:
 
 
 def _save_model(model: Any, path: Path) -> None:
-    """Saves a `.keras` file atomically (Keras needs the suffix, so the temp file keeps it)."""
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.keras")
-    try:
+    """Saves `model.keras` atomically and durably (`toolkit.atomic_write`; the temp keeps `.keras`)."""
+    with atomic_write.temporary_path(path) as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def run_recipe(
     recipe: Recipe, run_dir: str | os.PathLike | None = None, *, fresh: bool = False,
-    verbose: Any = "auto",
+    verbose: Any = "auto", wait_seconds: float = 0.0,
 ) -> RunResult:
     """Trains a recipe into a run directory and evaluates it on the test split.
 
@@ -199,12 +204,15 @@ def run_recipe(
         fresh: Delete the directory's previous run first. Defaults to `False` (continue it).
         verbose: Passed to `toolkit.train.fit` (`"auto"` shows a progress bar over the whole
             step budget). Defaults to `"auto"`.
+        wait_seconds: How long to wait for another process training in `run_dir` to finish.
+            Defaults to `0.0` (raise `RunDirectoryInUse` at once).
 
     Returns:
         A `RunResult`.
 
     Raises:
         RecipeError: If the directory holds another recipe's run or is not a run directory.
+        RunDirectoryInUse: Another process trains in `run_dir` (the run is left untouched).
         DataError: For unknown, malformed or non-finite data, or labels out of range.
         ModelError: For an unknown model name or a model that does not fit the data.
 
@@ -220,57 +228,56 @@ def run_recipe(
     import keras
     import tensorflow as tf
 
-    from toolkit.callbacks import Axes
-    from toolkit.clock import TrainClock
-    from toolkit.data import endless, endless_info
-    from toolkit.train import fit
+    from toolkit.checkpoint.run_lock import RunLock
+    from toolkit.data import endless
+    from toolkit.train import Logging, fit
 
     started = time.monotonic()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
-    _prepare_run_dir(run_dir, recipe, fresh)
-    keras.utils.set_random_seed(recipe.train.seed)
-    inputs = build_inputs(recipe, run_dir)
-    data_findings = check_recipe_data(inputs, recipe.data.check, recipe.model.input_scaling)
-    model = build_recipe_model(recipe, inputs)
-    write_recipe(recipe, run_dir / "recipe.toml", header="Resolved recipe of this run.")
-    if recipe.train.deterministic:
-        # Process-wide and irreversible, so only once the inputs are known to be good:
-        # bit-identical reruns on CPU (DESIGN: exact resume).
-        tf.config.experimental.enable_op_determinism()
-    train_data = endless(
-        inputs.train, recipe.data.batch_size, seed=recipe.train.seed,
-        sampling=recipe.data.sampling, augment=build_augment(recipe.data.augment),
-    )
-    info = endless_info(train_data)
-    clock = TrainClock(dataset_size=inputs.dataset_size, examples_at=info.examples_at)
-    hparams = _hparams(recipe)
-    callbacks = []
-    if recipe.train.log_every_steps:
-        callbacks.append(Axes(run_dir, every_steps=recipe.train.log_every_steps, clock=clock,
-                              hparams=hparams))
-    history = fit(
-        model, train_data, steps=recipe.train.steps, eval_data=inputs.eval_data,
-        eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, callbacks=callbacks,
-        seed=recipe.train.seed, verbose=verbose, hparams=hparams, clock=clock,
-        checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
-    )
-    metrics = inputs.evaluate(model, batch_size=max(recipe.data.batch_size, 256))
-    _save_model(model, run_dir / "model.keras")
-    reading = clock.reading()
-    summary = {
-        "recipe": recipe.name,
-        "dataset": inputs.name,
-        "steps": int(model.optimizer.iterations.numpy()),
-        "examples_seen": reading.examples_seen,
-        "epochs": reading.epochs,
-        "wall_seconds": reading.wall_seconds,
-        "command_seconds": time.monotonic() - started,
-        "eval": {key: float(value) for key, value in metrics.items()},
-        "history": {"steps": list(history.steps), **{
-            key: [float(v) for v in values] for key, values in history.history.items()}},
-    }
-    if recipe.data.check != "off":
-        summary["data_check"] = data_findings
-    write_summary(run_dir, summary)
-    write_report(run_dir, recipe, summary, model)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RecipeError(f"Run directory {str(run_dir)!r} is a file. Pass another --run-dir.")
+    with RunLock(run_dir, timeout_seconds=wait_seconds):
+        _prepare_run_dir(run_dir, recipe, fresh)
+        keras.utils.set_random_seed(recipe.train.seed)
+        inputs = build_inputs(recipe, run_dir)
+        data_findings = check_recipe_data(inputs, recipe.data.check, recipe.model.input_scaling)
+        model = build_recipe_model(recipe, inputs)
+        write_recipe(recipe, run_dir / "recipe.toml", header="Resolved recipe of this run.")
+        if recipe.train.deterministic:
+            # Process-wide and irreversible, so only once the inputs are known to be good:
+            # bit-identical reruns on CPU (DESIGN: exact resume).
+            tf.config.experimental.enable_op_determinism()
+        train_data = endless(
+            inputs.train, recipe.data.batch_size, seed=recipe.train.seed,
+            sampling=recipe.data.sampling, augment=build_augment(recipe.data.augment),
+        )
+        logging = Logging(
+            every_steps=recipe.train.log_every_steps or None,
+            checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
+            hparams=_hparams(recipe),
+        )
+        history = fit(
+            model, train_data, steps=recipe.train.steps, eval_data=inputs.eval_data,
+            eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, logging=logging,
+            verbose=verbose,
+        )
+        metrics = inputs.evaluate(model, batch_size=max(recipe.data.batch_size, 256))
+        _save_model(model, run_dir / "model.keras")
+        examples = history.examples_seen[-1] if history.steps else 0
+        summary = {
+            "recipe": recipe.name,
+            "dataset": inputs.name,
+            "steps": int(model.optimizer.iterations.numpy()),
+            "examples_seen": examples,
+            "epochs": examples / inputs.dataset_size if inputs.dataset_size else None,
+            "wall_seconds": history.wall_seconds[-1] if history.steps else 0.0,
+            "command_seconds": time.monotonic() - started,
+            "eval": {key: float(value) for key, value in metrics.items()},
+            "history": {"steps": list(history.steps), **{
+                key: [float(v) for v in values] for key, values in history.history.items()}},
+        }
+        if recipe.data.check != "off":
+            summary["data_check"] = data_findings
+        write_summary(run_dir, summary)
+        write_report(run_dir, recipe, summary, model)
     return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

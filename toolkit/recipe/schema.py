@@ -196,8 +196,10 @@ class DataConfig:
     )
     check: str = setting(
         "error",
-        "toolkit.data.check before training: error stops on errors (NaN/Inf, empty data), warn "
-        "only warns, off skips it; warnings also go to report.md.",
+        "toolkit.data.check on the data before training, once: error stops at the first error "
+        "(NaN/Inf, empty data, negative weights), warn warns once per fault and trains on the "
+        "data as it is, off skips it; findings go to report.md. Labels outside the head always "
+        "stop the run.",
         choices=("error", "warn", "off"),
     )
     sources: tuple[SourceConfig, ...] = setting(

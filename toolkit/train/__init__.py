@@ -19,7 +19,8 @@ Example:
 ([20, 40], ['accuracy', 'loss', 'val_accuracy', 'val_loss'])
 """
 
+from toolkit.callbacks.step_history import StepHistory
 from toolkit.train.fit import fit
-from toolkit.train.history import StepHistory
+from toolkit.train.options import Execution, Logging
 
-__all__ = ["fit", "StepHistory"]
+__all__ = ["fit", "Execution", "Logging", "StepHistory"]

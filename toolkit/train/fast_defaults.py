@@ -15,6 +15,7 @@ from typing import Optional, Union
 import keras
 
 from toolkit.errors import ModelError, RecipeError
+from toolkit.keras_compat import reset_compiled_functions
 
 __all__ = ["choose_steps_per_execution", "choose_jit_compile", "apply_execution_settings"]
 
@@ -144,6 +145,4 @@ def apply_execution_settings(
     model.jit_compile = jit_compile
     if changed:
         # Keras builds these lazily again, with the new settings, on their next use.
-        model.train_function = None
-        model.test_function = None
-        model.predict_function = None
+        reset_compiled_functions(model)

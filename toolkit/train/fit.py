@@ -1,45 +1,45 @@
 """fit: train a compiled Keras model for a budget of optimizer steps, in evaluation intervals.
 
-The run, step by step (each step is one function below, so that checkpointing can replace the
-one that determines where training starts):
+The run, step by step:
 
 1. `training_data` / `evaluation_data`: refuse data that cannot be bounded; arrays become an
-   endless pipeline.
-2. `start_step`: where training starts. Today `model.optimizer.iterations`; with checkpoints, the
-   restored step.
-3. `interval_plan`: the intervals from the start step to the budget on the grid of
-   `eval_every_steps` (a start inside an interval first finishes that interval).
-4. Fast defaults (`toolkit.train.fast_defaults`) and the run's `TrainClock`.
-5. For each interval, Keras's own `Model.fit` for exactly its steps, on the pipeline rebuilt at
-   the interval's first step, evaluating at its end. Callbacks see one training run: a single
-   `on_train_begin`/`on_train_end` around all the intervals, one epoch per interval.
+   endless pipeline; an endless pipeline (even wrapped in `map`/`prefetch`) is positioned by step.
+2. The run directory is locked (`toolkit.checkpoint.RunLock`): one writer per run directory.
+3. `run_parts.assemble`: the run's callbacks, in the order that keeps checkpoints consistent.
+4. `restore_run`: with a `run_dir`, the newest good checkpoint is restored (model, optimizer,
+   clock; callback states wait for step 6) and the TensorBoard events after it are cut.
+5. `interval_plan`: the intervals from the restored step to the budget on the grid of
+   `eval_every_steps`; `Execution` settings chosen from the budget.
+6. `_run`: `on_train_begin` once, then the restored callback states (once), then, for each group
+   of intervals, Keras's own `Model.fit` on the data seeked to the group's first step.
 """
 
+import contextlib
 import numbers
-import os
 import warnings
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+import weakref
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import keras
 
-from toolkit.callbacks.axes import Axes
-from toolkit.callbacks.progress import Progress
+from toolkit import keras_compat
+from toolkit.callbacks.step_history import StepHistory
+from toolkit.checkpoint.checkpointer import Checkpointer
+from toolkit.checkpoint.run_lock import RunLock
+from toolkit.checkpoint.run_state import restore_run
 from toolkit.clock import TrainClock
 from toolkit.errors import ModelError, RecipeError, TrainingPreempted
-from toolkit.train.fast_defaults import (
-    apply_execution_settings,
-    choose_jit_compile,
-    choose_steps_per_execution,
-)
-from toolkit.checkpoint.checkpointer import Checkpointer
-from toolkit.checkpoint.event_trim import trim_events
-from toolkit.train.resume import default_checkpoint_every, run_dir_callbacks
-from toolkit.train.history import HistoryRecorder, StepHistory
-from toolkit.train.intervals import fit_calls, interval_plan, log_every_steps
+from toolkit.train.fast_defaults import apply_execution_settings
+from toolkit.train.intervals import fit_calls, interval_plan
+from toolkit.train.options import Execution, Logging, check_steps
 from toolkit.train.run_callbacks import RunCallbacks
+from toolkit.train.run_parts import assemble
 from toolkit.train.training_data import TrainingData, evaluation_data, training_data
 
-__all__ = ["fit", "start_step"]
+__all__ = ["fit"]
+
+_WARNED_POSITIONS: "weakref.WeakSet" = weakref.WeakSet()  # Warn once per dataset.
+
 
 def fit(
     model: keras.Model,
@@ -51,71 +51,49 @@ def fit(
     eval_every_steps: Optional[int] = None,
     run_dir: Optional[str] = None,
     callbacks: Optional[Sequence[keras.callbacks.Callback]] = None,
-    seed: int = 0,
+    execution: Optional[Execution] = None,
+    logging: Optional[Logging] = None,
     verbose: Union[int, str] = "auto",
-    steps_per_execution: Union[int, str] = "auto",
-    jit_compile: Union[bool, str] = "auto",
-    hparams: Optional[Mapping[str, Any]] = None,
-    clock: Optional[TrainClock] = None,
-    checkpoint_every_steps: Optional[int] = None,
 ) -> StepHistory:
     """Trains `model` until `model.optimizer.iterations == steps`, evaluating at intervals.
 
-    The budget is a total step count, so calling `fit` again with a larger `steps` continues
-    the same run (every axis continues too); with the budget already reached it does nothing
-    and warns. Each interval of `eval_every_steps` steps is one Keras `Model.fit` epoch of
-    exactly that many steps (`steps_per_epoch` is always given: an endless dataset can never
-    silently run an endless epoch), followed by an evaluation on `eval_data`. Intervals sit on
-    the grid of multiples of `eval_every_steps`: a run starting at step 150 with intervals of
-    100 first trains 50 steps, and a budget that is not a multiple ends with a shorter interval.
-
-    Speed: unless given, `steps_per_execution` and `jit_compile` (XLA) are chosen from the
-    budget (`toolkit.train.fast_defaults`); they stay set on the model afterwards. With a
-    `run_dir`, TensorBoard logging on four axes (`toolkit.callbacks.Axes`) is installed; with
-    `verbose`, a progress bar over the whole budget (`toolkit.callbacks.Progress`).
+    The budget is a total step count: calling `fit` again with a larger `steps` continues the
+    same run (every axis too); with the budget reached it warns and does nothing. Each interval
+    of `eval_every_steps` steps is one Keras epoch of exactly that many steps, on the grid of
+    multiples of `eval_every_steps` (a run at step 150 with intervals of 100 first trains 50).
 
     Args:
         model: A compiled Keras model (`model.compile(optimizer, loss, metrics)`).
-        data: Training data: a dataset from `toolkit.data.endless` (rebuilt at the start
-            step), arrays `x`, `(x, y)`, `(x, y, sample_weight)` or a dict (drawn with
-            `toolkit.data.endless(data, batch_size, seed=seed)`), or another endless
-            `tf.data.Dataset` (read on from where the previous interval stopped).
+        data: Training data: a dataset from `toolkit.data.endless`, also wrapped in `map`,
+            `prefetch` or `with_options` (positioned at every step, so resume is exact); arrays
+            `x`, `(x, y)`, `(x, y, sample_weight)` or a dict (drawn by `endless(data,
+            batch_size)`); or another endless `tf.data.Dataset` (read on through one iterator).
         steps: Total optimizer steps to reach.
         batch_size: Examples per step, for array data. Defaults to `None`.
         eval_data: Finite evaluation data, `(x, y)`, `(x, y, sample_weight)` or a finite
             `tf.data.Dataset`. Defaults to `None` (no evaluation).
-        eval_every_steps: Steps per interval. Defaults to `None` (one interval: evaluate at
-            the end only).
-        run_dir: Directory of the run: TensorBoard events and checkpoints. With it the run is
-            resumable: calling `fit` again with the same `run_dir` (e.g. after a crash, a kill
-            or a preemption) continues from the newest good checkpoint exactly, and SIGTERM /
-            Ctrl-C write a checkpoint and stop (`TrainingPreempted`). Defaults to `None` (no
-            logging, no checkpoints).
-        callbacks: Keras callbacks; they see one run with one epoch per interval. Defaults to
-            `None`.
-        seed: Seed of the endless pipeline made from arrays. Defaults to `0`.
-        verbose: `0` (silent) or `1`/`2`/`"auto"` (progress bar). Defaults to `"auto"`.
-        steps_per_execution: Steps per Keras train-function call, or `"auto"`. Defaults to
-            `"auto"`.
-        jit_compile: Whether to compile with XLA, or `"auto"`. Defaults to `"auto"`.
-        hparams: Hyperparameters for TensorBoard's HParams plugin. Defaults to `None` (the
-            budget, batch size, seed, optimizer, learning rate and execution settings).
-        clock: The run's `toolkit.TrainClock` (e.g. restored from a checkpoint). Defaults to
-            `None` (a new clock fed by the data's batch size and dataset size).
-        checkpoint_every_steps: Steps between checkpoints in `run_dir/checkpoints`. Defaults to
-            `None` (`toolkit.train.resume.default_checkpoint_every`: a multiple of the
-            evaluation interval of at least 250 steps, at most 1000).
+        eval_every_steps: Steps per interval. Defaults to `None` (evaluate at the end only).
+        run_dir: The run directory: TensorBoard events on four axes (`toolkit.callbacks.Axes`),
+            checkpoints, `NanGuard`, and SIGTERM/Ctrl-C handling (`TrainingPreempted`). Calling
+            `fit` again with it continues from the newest good checkpoint exactly. One process
+            at a time: another one's run directory raises `RunDirectoryInUse`. Defaults to
+            `None` (no files).
+        callbacks: Keras callbacks; they see one run, one epoch per interval. Defaults to `None`.
+        execution: `toolkit.train.Execution` (`steps_per_execution`, XLA). Defaults to `None`
+            (both chosen from the budget).
+        logging: `toolkit.train.Logging` (TensorBoard point and checkpoint intervals, HParams).
+            Defaults to `None` (chosen from the budget).
+        verbose: `0` (silent) or `1`/`2`/`"auto"` (a progress bar). Defaults to `"auto"`.
 
     Returns:
-        A `StepHistory` with a point at each interval end of this call. With `run_dir` it is
-        the whole run's: the points before the restored step come from the checkpoint, so a
-        resumed run returns the same history as an uninterrupted one.
+        A `StepHistory` with a point per interval end. With `run_dir` it is the whole run's,
+        so a resumed run returns the same history as an uninterrupted one.
 
     Raises:
         DataError: For training data that cannot be bounded or bad evaluation data.
-        ModelError: For a model that is not compiled.
-        RecipeError: For a bad `steps`, `eval_every_steps`, `verbose` or execution setting.
-        ModelError: For a `run_dir` whose checkpoint belongs to another model (nothing changed).
+        ModelError: For a model that is not compiled, or a checkpoint of another model.
+        RecipeError: For a bad `steps`, `eval_every_steps` or `verbose`.
+        RunDirectoryInUse: Another process trains in `run_dir`.
         TrainingPreempted: SIGTERM or SIGINT stopped training after writing a checkpoint.
 
     Example:
@@ -124,101 +102,56 @@ def fit(
     >>> x, y = np.random.rand(64, 4).astype("float32"), np.random.randint(0, 3, 64)
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = fit(model, (x, y), steps=30, batch_size=8, eval_data=(x, y),
-    ...               eval_every_steps=20, verbose=0)
-    >>> history.steps
+    >>> fit(model, (x, y), steps=30, batch_size=8, eval_data=(x, y), eval_every_steps=20,
+    ...     verbose=0).steps
     [20, 30]
-    >>> history = fit(model, (x, y), steps=45, batch_size=8, eval_every_steps=20, verbose=0)
-    >>> history.steps
+    >>> fit(model, (x, y), steps=45, batch_size=8, eval_every_steps=20, verbose=0).steps
     [40, 45]
     """
     _check_compiled(model)
-    steps = _check_steps("steps", steps)
-    if eval_every_steps is not None:
-        eval_every_steps = _check_steps("eval_every_steps", eval_every_steps)
+    steps = check_steps("steps", steps)
+    every = check_steps("eval_every_steps", eval_every_steps) if eval_every_steps else None
     verbose = _check_verbose(verbose)
-    train = training_data(data, batch_size=batch_size, seed=seed)
+    train = training_data(data, batch_size=batch_size)
     evaluation = evaluation_data(eval_data, train.batch_size)
-
-    spe = choose_steps_per_execution(steps, steps_per_execution, eval_every_steps)
-    jit = choose_jit_compile(steps, jit_compile)
-    if clock is None:
-        clock = TrainClock(
-            batch_size=train.batch_size,
-            dataset_size=train.dataset_size,
-            examples_at=train.examples_at,
-        )
+    spe, jit = (execution or Execution()).resolve(steps, every)
+    logging = logging or Logging()
+    clock = TrainClock(batch_size=train.batch_size, dataset_size=train.dataset_size,
+                       examples_at=train.examples_at)
     history = StepHistory()
-    every = log_every_steps(steps, spe)
-    if hparams is None:
-        hparams = _default_hparams(model, steps, train, eval_every_steps, seed, spe, jit)
-    user_callbacks = list(callbacks or [])
-    for callback in user_callbacks:
-        if isinstance(callback, Axes) and callback.clock is None:
-            callback.clock = clock
-    defaults = []
-    if run_dir is not None and not any(isinstance(c, Axes) for c in user_callbacks):
-        defaults.append(Axes(run_dir, every_steps=every, clock=clock, hparams=hparams))
-    if verbose and not any(isinstance(c, Progress) for c in user_callbacks):
-        defaults.append(Progress(steps, every_steps=every))
-    # Loggers first, savers last: a checkpoint holds every state after its step boundary.
-    ordered = defaults + user_callbacks + [HistoryRecorder(history, clock)]
-    checkpointer = preemption = None
-    if run_dir is not None:
-        if checkpoint_every_steps is None:
-            checkpoint_every_steps = default_checkpoint_every(steps, eval_every_steps)
-        checkpoint_every_steps = _check_steps("checkpoint_every_steps", checkpoint_every_steps)
-        checkpointer, state, savers = run_dir_callbacks(
-            model, run_dir, clock=clock, every_steps=checkpoint_every_steps,
-            batch_at=_batch_at(train), resume_hint=_RESUME_HINT,
+    with RunLock(run_dir) if run_dir is not None else contextlib.nullcontext():
+        parts = assemble(
+            model, run_dir=run_dir, user_callbacks=callbacks or [], clock=clock,
+            history=history, log_every_steps=logging.resolve_every_steps(steps, spe),
+            checkpoint_every_steps=logging.resolve_checkpoint_every(steps, every),
+            progress_steps=steps if verbose else None,
+            hparams=logging.hparams or _default_hparams(model, steps, train, every, spe, jit),
+            progress_every_steps=Logging().resolve_every_steps(steps, spe),
+            batch_at=train.batch_at if train.info is not None else None,
         )
-        ordered += state + savers
-        checkpointer.callbacks = ordered
-        preemption = savers[-1]
-    first = start_step(model, run_dir, checkpointer)
-    if checkpointer is not None and state[0].pending and train.rebuild is not None:
-        _build_metrics(model, train.batches(first, 1))  # reused by the first interval
-    plan = interval_plan(first, steps, eval_every_steps)
-    if not plan:
-        warnings.warn(
-            f"`fit` has nothing to train: the model is at step {first}, which reaches the "
-            f"budget steps={steps}. Pass a larger `steps` to continue training.",
-            stacklevel=2,
-        )
-        return history
-    apply_execution_settings(model, spe, jit)
-    run_callbacks = RunCallbacks(ordered, model=model)
-    _run(model, train, evaluation, plan, eval_every_steps or steps, run_callbacks, clock,
-         checkpointer)
+        if run_dir is not None:
+            _warn_position(train)
+            # Keras builds its compiled metrics at the first step; a restored interval's metric
+            # state (`IntervalMetrics`) needs them before it.
+            keras_compat.build_compiled_metrics(model, train.spec_batch())
+            first = restore_run(parts.checkpointer, run_dir)
+        else:
+            first = int(model.optimizer.iterations)
+        plan = interval_plan(first, steps, every)
+        if not plan:
+            warnings.warn(
+                f"`fit` has nothing to train: the model is at step {first}, which reaches the "
+                f"budget steps={steps}. Pass a larger `steps` to continue training.",
+                stacklevel=2,
+            )
+            return history
+        apply_execution_settings(model, spe, jit)
+        _run(model, train, evaluation, plan, every or steps,
+             RunCallbacks(parts.callbacks, model=model), clock, parts.checkpointer)
+    preemption = parts.preemption
     if preemption is not None and preemption.requested is not None:
         raise TrainingPreempted(preemption.message, exit_code=preemption.exit_code)
     return history
-
-
-def start_step(
-    model: keras.Model, run_dir: Optional[str], checkpointer: Optional[Checkpointer] = None
-) -> int:
-    """Returns the optimizer step training starts from, restoring the run's newest checkpoint.
-
-    With a `checkpointer` (the one `fit` keeps in `run_dir/checkpoints`), the newest good
-    checkpoint is restored: model, built optimizer, clock and callback states (a damaged newest
-    checkpoint is skipped with a warning). The run's TensorBoard events logged after that step
-    by the interrupted run are then cut off (`toolkit.checkpoint.event_trim`), so the curves go on
-    without overlap. Without one, the step is `model.optimizer.iterations`.
-
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile("adam", "mse")
-    >>> start_step(model, run_dir=None)
-    0
-    """
-    if checkpointer is not None and checkpointer.checkpoints():
-        step = checkpointer.restore()
-        clock = checkpointer.clock
-        examples = clock.examples_at(step) if clock is not None else 0
-        trim_events(os.fspath(run_dir), step=step, examples=examples)
-    return int(model.optimizer.iterations)
 
 
 def _run(
@@ -236,8 +169,9 @@ def _run(
         callbacks.set_params({"verbose": 0, "epochs": plan[-1][0] // every + 1, "steps": every})
         callbacks.begin_run()
         if checkpointer is not None:
-            # `on_train_begin` reset the callbacks' counters: the restored ones win.
-            checkpointer.apply_pending_states()
+            # The one place restored callback states are applied: after `on_train_begin`,
+            # where callbacks reset themselves, and before the first step.
+            checkpointer.apply_callback_states()
         budget = plan[-1][1]
         while plan:
             for begin, end, num_epochs in fit_calls(plan, every, model.steps_per_execution):
@@ -258,7 +192,7 @@ def _run(
                 now = int(model.optimizer.iterations)
                 if now != end:
                     # A NanGuard rollback moved the step back: plan again from there, on the
-                    # pipeline rebuilt at the restored step, until the budget is reached.
+                    # data seeked to the restored step, until the budget is reached.
                     plan = interval_plan(now, budget, every)
                     break
             else:
@@ -270,34 +204,21 @@ def _run(
             checkpointer.close()
 
 
-_RESUME_HINT = (
-    "run the same command again (`toolkit train` with the same --run-dir, or `fit` with the same "
-    "`run_dir`): it continues from this checkpoint"
-)
+def _warn_position(train: TrainingData) -> None:
+    """Warns once per dataset that a resumed run will not see the same batches."""
+    message = train.position_warning()
+    if message is not None and train.dataset not in _WARNED_POSITIONS:
+        _WARNED_POSITIONS.add(train.dataset)
+        warnings.warn(message, stacklevel=3)
 
 
-def _build_metrics(model: keras.Model, dataset) -> None:
-    """Builds the compiled metrics (Keras does it at the first step) to restore their state."""
-    metrics = getattr(model, "_compile_metrics", None)
-    if metrics is not None and not metrics.built:
-        model._symbolic_build(data_batch=next(iter(dataset.take(1))))
-
-
-def _batch_at(train: TrainingData):
-    """`step -> batch` of the endless pipeline (for NanGuard's diagnosis), or `None`."""
-    if train.rebuild is None:
-        return None
-    return lambda step: next(iter(train.rebuild(step).take(1)))
-
-
-def _default_hparams(model, steps, train, eval_every_steps, seed, spe, jit) -> dict:
+def _default_hparams(model, steps, train, eval_every_steps, spe, jit) -> dict:
     optimizer = model.optimizer
     learning_rate = optimizer.get_config().get("learning_rate")
     hparams = {
         "steps": steps,
         "batch_size": train.batch_size if train.batch_size is not None else "unknown",
         "eval_every_steps": eval_every_steps or steps,
-        "seed": seed,
         "optimizer": type(optimizer).__name__,
         "steps_per_execution": spe,
         "jit_compile": jit,
@@ -320,15 +241,6 @@ def _check_compiled(model: Any) -> None:
             f"`fit` needs a compiled model. Received: model {model.name!r} that was not "
             f"compiled. Call `model.compile(optimizer, loss)` first."
         )
-
-
-def _check_steps(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise RecipeError(
-            f"`{name}` must be a positive number of optimizer steps. Received: {name}={value!r}."
-            f" Pass e.g. {name}=1000."
-        )
-    return int(value)
 
 
 def _check_verbose(verbose: Any) -> int:

@@ -1,15 +1,8 @@
-"""Step arithmetic of `fit`: intervals on the evaluation grid, `Model.fit` calls, log spacing."""
+"""Step arithmetic of `fit`: intervals on the evaluation grid, grouped into `Model.fit` calls."""
 
-import math
 from typing import List, Optional, Tuple
 
-__all__ = ["interval_plan", "fit_calls", "log_every_steps"]
-
-# About 50 points per curve: enough to see the shape of a batch-loss curve, few enough that
-# logging stays under 3% of the training time of a small MLP (benchmarks/bench_fit.py measured
-# 3.5-7.5% of a 4000-step fit with a point every 64 steps, 2.7% every 192 steps: a point costs
-# a few milliseconds on a busy 2-core CPU).
-POINTS_PER_CURVE = 50
+__all__ = ["interval_plan", "fit_calls"]
 
 
 def interval_plan(start: int, steps: int, every: Optional[int]) -> List[Tuple[int, int]]:
@@ -58,15 +51,3 @@ def fit_calls(
         else:
             calls.append((begin, end, 1, whole))
     return [(begin, end, epochs) for begin, end, epochs, _ in calls]
-
-
-def log_every_steps(steps: int, steps_per_execution: int) -> int:
-    """Returns the default logging interval: about 50 points, a multiple of the execution size.
-
-    Example:
-
-    >>> log_every_steps(10_000, 64), log_every_steps(640, 64), log_every_steps(300, 1)
-    (256, 64, 6)
-    """
-    every = max(1, math.ceil(steps / POINTS_PER_CURVE))
-    return math.ceil(every / steps_per_execution) * steps_per_execution

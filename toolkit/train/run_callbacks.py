@@ -2,6 +2,8 @@
 
 import keras
 
+from toolkit.keras_compat import reads_batch_end_logs
+
 __all__ = ["RunCallbacks"]
 
 
@@ -24,10 +26,7 @@ class RunCallbacks(keras.callbacks.CallbackList):
         super().__init__(callbacks, add_history=True, model=model)
         self._in_run = False
         self.last_epoch_logs = None
-        self._uses_train_batch_end = any(
-            _overrides(callback, "on_train_batch_end") or _overrides(callback, "on_batch_end")
-            for callback in self.callbacks
-        )
+        self._uses_train_batch_end = reads_batch_end_logs(self.callbacks)
 
     def begin_run(self) -> None:
         """Calls every callback's `on_train_begin` (once per run)."""
@@ -54,8 +53,3 @@ class RunCallbacks(keras.callbacks.CallbackList):
     def on_train_end(self, logs=None):
         if not self._in_run:
             super().on_train_end(logs)
-
-
-def _overrides(callback, hook: str) -> bool:
-    # Keras marks its no-op hooks `_is_default` (`LambdaCallback` replaces them per instance).
-    return not getattr(getattr(callback, hook, None), "_is_default", False)

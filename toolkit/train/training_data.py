@@ -2,13 +2,16 @@
 
 `fit` accepts three kinds of training data and refuses everything it cannot bound:
 
-- a dataset made by `toolkit.data.endless`: rebuilt at the first step of each Keras `Model.fit`
-  call with `endless_info(data).at_step(step)`, so the data position is a pure function of the
-  step (`fit` groups whole intervals into one call, so that is at most three builds per call);
+- a dataset made by `toolkit.data.endless`, or derived from one by per-batch transforms
+  (`map`, `prefetch`, `with_options`; `toolkit.data.lineage`): *positioned*. Before each Keras
+  `Model.fit` call, `fit` seeks it to that call's first step (`EndlessInfo.seek`); the dataset
+  reads its position when Keras starts iterating it, so the user's own pipeline is used as is,
+  built once, and the data position is a pure function of the step — resume is exact;
 - arrays (`x`, `(x, y)`, `(x, y, sample_weight)`, dicts) or a source: wrapped in `endless`;
-- any other `tf.data.Dataset` whose cardinality is infinite: read from its beginning at each
-  `fit` call, then on through one iterator across intervals (its position is not a function of
-  the step, so a resume cannot rebuild it).
+- any other endless `tf.data.Dataset` (a plain `.repeat()` pipeline, or an endless one behind
+  `shuffle`, `batch`, `filter`, ...): read through one iterator across intervals. Its position is
+  not a function of the step, so `fit(run_dir=...)` warns once that a resumed run will not see
+  the batches the interrupted one would have (`position_warning`).
 
 Keras `fit` on an endless dataset without `steps_per_epoch` never ends an epoch, and with it,
 an epoch that is not a multiple of `steps_per_execution` silently runs over (Keras 3.15 runs
@@ -22,7 +25,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data import endless, endless_info
+from toolkit.data.endless import EndlessInfo, endless
+from toolkit.data.lineage import trace
 from toolkit.data.sources import Source
 from toolkit.errors import DataError
 
@@ -37,44 +41,46 @@ _FIX = (
 class TrainingData:
     """Training batches by step: `batches(step, n)` gives the batches of steps `[step, step + n)`.
 
-    For endless data the pipeline is rebuilt at `step` (a pure function of the step), and a
-    pipeline built at a step is reused by any later call starting there, since each Keras `fit`
-    iterates a dataset from its beginning. A foreign dataset cannot be positioned: it is read
-    through one iterator, created at the first call, so calls continue where the previous one
-    stopped (that wrapper costs a little per step, which endless data avoids).
+    A positioned dataset is seeked to `step` and cut to `n` batches. A dataset without a
+    position is read through one iterator, created at the first call, so calls continue where
+    the previous one stopped (that wrapper costs a little per step, which endless data avoids).
 
     Args:
-        dataset: The endless dataset as the user gave it (or as `fit` wrapped it).
-        start_step: The step of `dataset`'s first batch (`None` for a foreign dataset).
-        rebuild: `step -> dataset starting at that step`, or `None` for a foreign dataset.
+        dataset: The training dataset as the user gave it (or as `fit` wrapped arrays).
+        info: The `EndlessInfo` that positions `dataset`, or `None`.
+        blocker: Why a dataset derived from an endless pipeline has no position (e.g.
+            `"shuffle"`), or `None`.
         batch_size: Examples per step when known. Defaults to `None`.
-        dataset_size: Number of training examples when known. Defaults to `None`.
-        examples_at: `step -> examples drawn before it`, when known. Defaults to `None`.
     """
 
     def __init__(
         self,
         dataset: tf.data.Dataset,
-        start_step: Optional[int],
-        rebuild: Optional[Callable[[int], tf.data.Dataset]],
+        info: Optional[EndlessInfo],
+        blocker: Optional[str] = None,
         batch_size: Optional[int] = None,
-        dataset_size: Optional[int] = None,
-        examples_at: Optional[Callable[[int], int]] = None,
     ):
         self.dataset = dataset
-        self.rebuild = rebuild
+        self.info = info
+        self.blocker = blocker
         self.batch_size = batch_size
-        self.dataset_size = dataset_size
-        self.examples_at = examples_at
-        self._built = {start_step: dataset} if rebuild is not None else {}
         self._continuing = None
+
+    @property
+    def dataset_size(self) -> Optional[int]:
+        """Training examples, when the data knows (epoch-equivalents need it)."""
+        return self.info.dataset_size if self.info is not None else None
+
+    @property
+    def examples_at(self) -> Optional[Callable[[int], int]]:
+        """`step -> examples drawn before it`, when the data knows."""
+        return self.info.examples_at if self.info is not None else None
 
     def batches(self, step: int, num_steps: int) -> tf.data.Dataset:
         """Returns exactly `num_steps` batches, those of steps `[step, step + num_steps)`."""
-        if self.rebuild is not None:
-            if step not in self._built:
-                self._built = {step: self.rebuild(step)}
-            return self._built[step].take(num_steps)
+        if self.info is not None:
+            self.info.seek(step)
+            return self.dataset.take(num_steps)
         if self._continuing is None:
             iterator = iter(self.dataset)
             # No prefetch on top: prefetched batches would be lost between `Model.fit` calls.
@@ -83,8 +89,42 @@ class TrainingData:
             )
         return self._continuing.take(num_steps)
 
+    def spec_batch(self) -> Any:
+        """A batch of zeros shaped like the data (unknown dimensions: 1), to build with."""
+        return tf.nest.map_structure(
+            lambda spec: tf.zeros([d if d is not None else 1 for d in spec.shape], spec.dtype),
+            self.dataset.element_spec,
+        )
 
-def training_data(data: Any, *, batch_size: Optional[int], seed: int) -> TrainingData:
+    def batch_at(self, step: int) -> Any:
+        """The batch of optimizer step `step` (for `NanGuard`'s diagnosis); positioned only."""
+        position = self.info.position
+        try:
+            return next(iter(self.batches(step, 1)))
+        finally:
+            self.info.seek(position)
+
+    def position_warning(self) -> Optional[str]:
+        """Why a resumed run cannot see the same batches, with the fix; `None` if it can."""
+        if self.info is not None:
+            return None
+        if self.blocker is not None:
+            cause = (
+                f"it is derived from a `toolkit.data.endless` pipeline through "
+                f"`{self.blocker}`, which changes which batch comes at which step"
+            )
+        else:
+            cause = "it is not built by `toolkit.data.endless`, so its position is unknown"
+        return (
+            f"`fit(run_dir=...)` cannot resume this training data exactly: {cause}. Model, "
+            f"optimizer and clock still resume exactly, but a resumed run reads the data from "
+            f"its beginning. Build it with `toolkit.data.endless(...)` (its `sampling` and "
+            f"`augment` arguments replace `shuffle` and random `map`s) and apply only per-batch "
+            f"transforms (`map`, `prefetch`, `with_options`) on top."
+        )
+
+
+def training_data(data: Any, *, batch_size: Optional[int]) -> TrainingData:
     """Returns the `TrainingData` for `fit`'s `data` argument (see the module doc).
 
     Raises:
@@ -93,17 +133,18 @@ def training_data(data: Any, *, batch_size: Optional[int], seed: int) -> Trainin
             an endless dataset's.
     """
     if isinstance(data, tf.data.Dataset):
-        info = endless_info(data)
-        if info is not None:
-            return _from_endless(data, batch_size)
-        return _from_foreign(data, batch_size)
+        lineage = trace(data)
+        if lineage.positioned:
+            return _from_endless(data, lineage.info, batch_size)
+        return _from_foreign(data, batch_size, lineage.blocker if lineage.info else None)
     if _is_in_memory(data):
         if batch_size is None:
             raise DataError(
                 f"`fit` got in-memory training data ({type(data).__name__}) but no `batch_size`. "
                 f"Received: batch_size=None. Pass e.g. `batch_size=32`."
             )
-        return _from_endless(endless(data, batch_size, seed=seed), batch_size)
+        dataset = endless(data, batch_size)
+        return _from_endless(dataset, trace(dataset).info, batch_size)
     raise DataError(
         f"`fit` cannot bound training data of type {type(data).__name__}: it would not know "
         f"where each interval ends. {_FIX}"
@@ -137,25 +178,22 @@ def evaluation_data(eval_data: Any, batch_size: Optional[int]) -> Optional[tf.da
     )
 
 
-def _from_endless(dataset: tf.data.Dataset, batch_size: Optional[int]) -> TrainingData:
-    info = endless_info(dataset)
+def _from_endless(
+    dataset: tf.data.Dataset, info: EndlessInfo, batch_size: Optional[int]
+) -> TrainingData:
     if batch_size is not None and not callable(info.batch_size) and batch_size != info.batch_size:
         raise DataError(
             f"`batch_size` contradicts the endless dataset's. Received: batch_size={batch_size} "
             f"for a dataset built with batch_size={info.batch_size}. Drop `batch_size` (the "
             f"dataset's is used) or rebuild the dataset."
         )
-    return TrainingData(
-        dataset,
-        start_step=info.start_step,
-        rebuild=info.at_step,
-        batch_size=None if callable(info.batch_size) else info.batch_size,
-        dataset_size=info.dataset_size,
-        examples_at=info.examples_at,
-    )
+    size = None if callable(info.batch_size) else info.batch_size
+    return TrainingData(dataset, info=info, batch_size=size)
 
 
-def _from_foreign(dataset: tf.data.Dataset, batch_size: Optional[int]) -> TrainingData:
+def _from_foreign(
+    dataset: tf.data.Dataset, batch_size: Optional[int], blocker: Optional[str]
+) -> TrainingData:
     cardinality = int(dataset.cardinality())
     if cardinality == tf.data.UNKNOWN_CARDINALITY:
         raise DataError(
@@ -173,7 +211,7 @@ def _from_foreign(dataset: tf.data.Dataset, batch_size: Optional[int]) -> Traini
         )
     if batch_size is None:
         batch_size = _static_batch_size(dataset)
-    return TrainingData(dataset, start_step=None, rebuild=None, batch_size=batch_size)
+    return TrainingData(dataset, info=None, blocker=blocker, batch_size=batch_size)
 
 
 def _static_batch_size(dataset: tf.data.Dataset) -> Optional[int]:

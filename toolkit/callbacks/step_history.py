@@ -1,4 +1,4 @@
-"""StepHistory: what `toolkit.train.fit` returns, indexed by optimizer step."""
+"""StepHistory: what `toolkit.fit` returns, indexed by optimizer step, and the callback filling it."""
 
 import dataclasses
 import math
@@ -8,7 +8,7 @@ import keras
 
 from toolkit.clock import TrainClock
 
-__all__ = ["StepHistory"]
+__all__ = ["StepHistory", "HistoryRecorder"]
 
 
 @dataclasses.dataclass

@@ -96,6 +96,21 @@ def test_unknown_model(capsys):
                 r"cannot import module 'nowhere.models'")
 
 
+def takes_one_argument(size):
+    return np.zeros(size)
+
+
+def test_functions_with_the_wrong_signature(capsys):
+    _user_error(capsys, ["train", "digits_mlp", "--set", "model.name=json:dumps", "--smoke"],
+                r"`model.name` = 'json:dumps' cannot be called as f\(input_shape, num_outputs, "
+                r"\*, adapt_data, seed\) -> keras.Model: too many positional arguments \(its "
+                r"signature is \(obj, \*, skipkeys")
+    _user_error(capsys, ["train", "digits_mlp", "--smoke", "--set",
+                         f"data.name={HERE}:takes_one_argument"],
+                r"`data.name` = '.*:takes_one_argument' cannot be called as f\(\) -> dataset: "
+                r"missing a required argument: 'size'")
+
+
 def test_labels_out_of_range_for_the_head(capsys):
     _user_error(capsys, ["train", "digits_mlp", "--set", "model.num_outputs=4", "--smoke"],
                 r"label 9 is out of range for a head of 4 outputs.*model.num_outputs")

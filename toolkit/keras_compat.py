@@ -265,9 +265,9 @@ def dataset_op_name(dataset: tf.data.Dataset) -> str:
 def dataset_keeps_order(dataset: tf.data.Dataset) -> bool:
     """Whether `dataset` yields its elements in a deterministic order.
 
-    A parallel `map` (or `batch`, `interleave`) keeps its `deterministic` argument as
-    `_deterministic` ("true", "false", or "default": follow the options; checked on TF 2.21.0).
-    Otherwise `dataset.options().deterministic` (merged from its inputs) decides; unset is True.
+    A parallel `map` or `batch` keeps its `deterministic` argument as `_deterministic` ("true",
+    "false", or "default": follow the options; checked on TF 2.21.0). Otherwise
+    `dataset.options().deterministic` (merged from its inputs) decides; unset means True.
     """
     flag = getattr(dataset, "_deterministic", "default")
     if flag not in ("true", "false", "default"):

@@ -1,14 +1,17 @@
 """A tiny training run for the resume tests: `python resume_script.py RUN_DIR OUT.json`.
 
 Env: TOOLKIT_TEST_SIGTERM_AT=<step> sends SIGTERM to itself when that step begins;
-TOOLKIT_TEST_SLOW_SAVE=<seconds> sleeps inside every checkpoint write (to kill it there).
+TOOLKIT_TEST_BLOCK_IN_SAVE=<n> prints "BLOCKED" and blocks inside the n-th checkpoint write,
+before its manifest (so the test kills it there, with no timing window);
+TOOLKIT_TEST_WRAP=1 wraps the endless pipeline as users do (`.map(...)`, `.prefetch(2)`,
+`.with_options(...)`); the map multiplies by one, so the reference run needs no wrapping.
 """
 
 import json
 import os
 import signal
 import sys
-import time
+import threading
 
 import keras
 import numpy as np
@@ -37,16 +40,24 @@ def main(run_dir, out):
             if int(model.optimizer.iterations) == int(sigterm_at):
                 signal.raise_signal(signal.SIGTERM)
         callbacks.append(keras.callbacks.LambdaCallback(on_train_batch_begin=maybe_kill))
-    slow = float(os.environ.get("TOOLKIT_TEST_SLOW_SAVE", "0"))
-    if slow:
-        write = checkpoint_files.write_checkpoint
+    block_in_save = int(os.environ.get("TOOLKIT_TEST_BLOCK_IN_SAVE", "0"))
+    if block_in_save:
+        write_json, manifests = checkpoint_files._write_json, []
 
-        def slow_write(*args, **kwargs):
-            print("SAVING", flush=True)
-            time.sleep(slow)
-            return write(*args, **kwargs)
-        checkpoint_files.write_checkpoint = slow_write
+        def blocking_write_json(path, value):
+            if os.path.basename(path) == checkpoint_files.MANIFEST_FILE:
+                manifests.append(path)
+                if len(manifests) == block_in_save:
+                    # Inside the save: the bundle is written, the manifest and rename are not.
+                    print(f"BLOCKED in save {block_in_save} at step {value['step']}", flush=True)
+                    threading.Event().wait()  # Until the test's SIGKILL.
+            return write_json(path, value)
+        checkpoint_files._write_json = blocking_write_json
     data = endless((x, y), 16, seed=1)
+    if os.environ.get("TOOLKIT_TEST_WRAP"):
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 2
+        data = data.map(lambda x, y: (x * 1.0, y)).prefetch(2).with_options(options)
     try:
         history = fit(model, data, steps=120, eval_data=(x[:64], y[:64]), eval_every_steps=30,
                       run_dir=run_dir, callbacks=callbacks, verbose=0,

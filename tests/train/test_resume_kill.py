@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -69,31 +68,44 @@ def test_sigterm_checkpoints_stops_cleanly_and_resumes_exactly(reference, tmp_pa
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
 
 
+def test_wrapped_pipeline_resumes_exactly(reference, tmp_path):
+    # `.map().prefetch().with_options()` on top of `endless`: the position survives the wrapping.
+    wrap = {"TOOLKIT_TEST_WRAP": "1"}
+    code, output = _run(tmp_path / "run", tmp_path / "out.json",
+                        {**wrap, "TOOLKIT_TEST_SIGTERM_AT": "53"})
+    assert code == 128 + signal.SIGTERM, output
+    assert "cannot resume this training data exactly" not in output
+    code, output = _run(tmp_path / "run", tmp_path / "out.json", wrap)
+    assert code == 0, output
+    _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
+
+
 @pytest.mark.parametrize(
-    "saves, delay, newest",
+    "save, newest",
     [
-        (5, 0.1, "ckpt-00000030"),  # Inside the 5th save (steps 0, 10, 20, 30 are written).
-        # Just after the 8th save: among training steps or early in the next save, past the
-        # step-60 evaluation, so the killed run has logged events the resume must cut.
-        (8, 0.33, None),
+        # Saves are written at steps 0, 10, 20, ...: the 5th (step 40) never completes.
+        (5, "ckpt-00000030"),
+        # The 10th (step 90) never completes, after the step-90 evaluation flushed its events:
+        # the killed run has logged points after step 80 that the resume must cut.
+        (10, "ckpt-00000080"),
     ],
-    ids=["inside-a-save", "after-a-save"],
+    ids=["inside-a-save", "inside-a-save-after-an-evaluation"],
 )
-def test_sigkill_then_resume_is_exact(reference, tmp_path, saves, delay, newest):
-    process = _run(tmp_path / "run", tmp_path / "out.json", {"TOOLKIT_TEST_SLOW_SAVE": "0.3"},
-                   wait=False)
-    seen = 0
-    for line in process.stdout:
-        seen += line.startswith("SAVING")
-        if seen == saves:
-            time.sleep(delay)
+def test_sigkill_then_resume_is_exact(reference, tmp_path, save, newest):
+    process = _run(tmp_path / "run", tmp_path / "out.json",
+                   {"TOOLKIT_TEST_BLOCK_IN_SAVE": str(save)}, wait=False)
+    for line in process.stdout:  # No timing window: the process waits inside the save.
+        if line.startswith("BLOCKED"):
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     steps = sorted(name for name in os.listdir(tmp_path / "run" / "checkpoints")
                    if name.startswith("ckpt-"))
-    assert steps[-1] == newest if newest else steps[-1] >= "ckpt-00000070", steps
+    assert steps[-1] == newest, steps
+    if save == 10:
+        logged = _scalars(tmp_path / "run")
+        assert max(step for step, _ in logged["validation/loss"]) == 90  # to be cut
     code, output = _run(tmp_path / "run", tmp_path / "out.json")
     assert code == 0, output
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")

@@ -159,6 +159,10 @@ class Axes(keras.callbacks.Callback):
         if validation:
             step = optimizer_step(self.model)
             self._write("validation", validation, step, self.clock.examples_at(step))
+        # Once per evaluation interval: TensorBoard shows the interval's points now, and a
+        # crash loses at most the points of the current interval.
+        for writer in self._writers.values():
+            writer.flush()
 
     def on_train_end(self, logs=None):
         step = optimizer_step(self.model)

@@ -5,6 +5,7 @@ from typing import Any, List, Optional
 import keras
 import numpy as np
 
+from toolkit import keras_compat
 from toolkit.errors import ModelError
 
 __all__ = ["IntervalMetrics"]
@@ -37,7 +38,8 @@ class IntervalMetrics(keras.callbacks.Callback):
     def get_state(self):
         if not self._in_interval:
             return {"in_interval": False}
-        values = [keras.ops.convert_to_numpy(v) for v in self.model.metrics_variables]
+        variables = keras_compat.metrics_variables(self.model)
+        values = [keras.ops.convert_to_numpy(v) for v in variables]
         return {"in_interval": True, "metrics": [value.tolist() for value in values]}
 
     def set_state(self, state):
@@ -48,7 +50,7 @@ class IntervalMetrics(keras.callbacks.Callback):
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        variables = self.model.metrics_variables
+        variables = keras_compat.metrics_variables(self.model)
         shapes = [tuple(v.shape) for v in variables]
         saved = [np.asarray(value, dtype=v.dtype) for value, v in zip(pending, variables)]
         if len(pending) != len(variables) or [s.shape for s in saved] != shapes:

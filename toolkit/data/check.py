@@ -11,13 +11,14 @@ found:
   (`"error"` by default, so `toolkit.data.endless(arrays, ...)` and `toolkit.fit(model, (x, y),
   ...)` refuse NaN); a recipe's `data.check` chooses the policy.
 - `check_labels(y, num_classes)` checks class labels against a head of `num_classes` outputs.
-- `check(data)` returns every finding of arrays or a source (statistics on at most
-  `max_examples` examples of it): errors (training on this is meaningless): `empty` (no examples), `non-finite` (NaN/Inf in
-  any array), `label-range` (class labels outside `[0, num_classes)`, or `y` of the wrong shape),
-  `label-not-integer`, `negative-weight` (sample weights below 0); warnings: `constant-feature` (a
-  feature with one value, it carries nothing), `feature-scale` (values above `scale_threshold` in
-  magnitude or spread, S2.8: scale with `toolkit.layers.InputScaling`), `class-imbalance` and
-  `missing-class`. With `raise_on_errors=True` the first error is raised as a `DataError`.
+- `check(data)` returns every finding of arrays or a source (feature statistics on at most
+  `max_examples` examples of it): errors (training on this is meaningless): `empty` (no
+  examples), `non-finite` (NaN/Inf in any array), `label-range` (class labels outside
+  `[0, num_classes)`, or `y` of the wrong shape), `label-not-integer`, `negative-weight` (sample
+  weights below 0); warnings: `constant-feature` (a feature with one value, it carries nothing),
+  `feature-scale` (values above `scale_threshold` in magnitude or spread, S2.8: scale with
+  `toolkit.layers.InputScaling`), `class-imbalance` and `missing-class`. With
+  `raise_on_errors=True` the first error is raised as a `DataError`.
 
 Example:
 
@@ -164,7 +165,7 @@ def check_values(data: Any, policy: str = "error") -> List[DataFinding]:
 
     Raises:
         DataError: With `"error"`, when an error is found.
-        ValueError: If `policy` is not one of `POLICIES`.
+        ValueError: If `policy` is not `"error"`, `"warn"` or `"off"`.
 
     Example:
 
@@ -190,7 +191,7 @@ def check_values(data: Any, policy: str = "error") -> List[DataFinding]:
     if policy == "error":
         _raise_first(findings)
     for finding in findings:
-        # Point at the code that built the data (endless / fit / ArraySource call sites).
+        # Point past ArraySource at the code that passed the data.
         warnings.warn(finding.message, stacklevel=3)
     return findings
 

@@ -59,7 +59,7 @@ _LOSES_POSITION = {
     "_FilterDataset": "filter",
     "_SkipDataset": "skip",
     "_TakeDataset": "take",
-    "_CacheDataset": "cache",
+    "CacheDataset": "cache",
     "_ZipDataset": "zip",
     "_ConcatenateDataset": "concatenate",
     "_InterleaveDataset": "interleave",

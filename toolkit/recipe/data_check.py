@@ -105,9 +105,9 @@ def check_recipe_data(inputs: Any, policy: str, input_scaling: str = "auto") -> 
 def check_head_labels(data: Any, num_outputs: int, head: str = "") -> None:
     """Raises a `DataError` if `data`'s class labels do not fit a head of `num_outputs`.
 
-    It runs whatever `data.check` says: labels outside the head, NaN included, crash the loss (or,
-    on GPU, silently corrupt it). The message is `toolkit.data.check`'s, prefixed with the dataset and
-    split and followed by the recipe key that sets the head's width.
+    It runs whatever `data.check` says: labels outside the head, NaN included, crash the loss
+    (or, on GPU, silently corrupt it). The message is `toolkit.data.check.check_labels`'s, with
+    the dataset and split in front and the recipe key that sets the head's width as the fix.
 
     Args:
         data: A classification `toolkit.data.BuiltinData` (its `y_train` and `y_test`).

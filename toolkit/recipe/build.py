@@ -1,8 +1,8 @@
 """Turning a recipe into the things `toolkit.train.fit` runs: data, a compiled model.
 
 - `build_data(config)`: a built-in dataset (`toolkit.data.load`) or a user function named
-  `"package.module:function"`, cut to `max_train_examples` / `max_eval_examples` and checked
-  (finite features and targets).
+  `"package.module:function"`, cut to `max_train_examples` / `max_eval_examples` and checked:
+  its structure always, its values (NaN/Inf) under `config.check`.
 - `build_model(recipe, data)`: `toolkit.models.mlp` / `convnet` or a user function, its head
   checked against the labels, compiled with the recipe's optimizer and a `from_logits=True` loss
   (the conventions' linear head, S2.4), or mean squared error for regression.
@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from toolkit.errors import DataError, ModelError
+from toolkit.recipe.data_check import check_head_labels
 from toolkit.recipe.schema import ModelConfig, Recipe
 
 __all__ = ["build_data", "build_model", "import_function", "loss_and_metrics", "make_optimizer"]
@@ -122,7 +123,8 @@ def build_data(config: Any) -> Any:
         A `toolkit.data.BuiltinData`.
 
     Raises:
-        DataError: For an unknown dataset, a malformed user dataset, or NaN/Inf in it.
+        DataError: For an unknown dataset, a malformed user dataset, or (with `config.check =
+            "error"`, the default) NaN/Inf in it.
 
     Example:
 
@@ -148,7 +150,8 @@ def build_data(config: Any) -> Any:
     data = dataclasses.replace(data, **cut)
     for split in ("train", "test"):
         try:
-            ArraySource((getattr(data, f"x_{split}"), getattr(data, f"y_{split}")))
+            ArraySource((getattr(data, f"x_{split}"), getattr(data, f"y_{split}")),
+                        check=config.check)
         except DataError as error:
             raise DataError(f"Dataset {config.name!r}, {split} split: {error}") from None
     return data
@@ -178,29 +181,6 @@ def _as_builtin(data: Any, spec: str, builtin_type: type) -> Any:
         num_classes = int(labels.max()) + 1 if labels.size and integer else None
     return builtin_type(name=spec, num_classes=num_classes, task=task,
                         description=f"User dataset from {spec}.", **arrays)
-
-
-def _check_labels(data: Any, num_outputs: int) -> None:
-    """Raises a `DataError` if class labels are not integers in `[0, num_outputs)`."""
-    for split in ("train", "test"):
-        labels = np.asarray(getattr(data, f"y_{split}"))
-        if not np.issubdtype(labels.dtype, np.integer):
-            if not (np.issubdtype(labels.dtype, np.floating)
-                    and np.array_equal(labels, np.round(labels))):
-                raise DataError(
-                    f"Dataset {data.name!r}: {split} labels must be integer class indices for "
-                    f"classification. Received dtype {labels.dtype}. Convert them, or return "
-                    f"task='regression' for continuous targets."
-                )
-        low, high = labels.min(), labels.max()
-        if low < 0 or high >= num_outputs:
-            bad = int(low) if low < 0 else int(high)
-            raise DataError(
-                f"Dataset {data.name!r}: {split} label {bad!r} is out of range for a head of "
-                f"{num_outputs} outputs (labels must lie in [0, {num_outputs - 1}]). Set "
-                f"`model.num_outputs` to at least {int(high) + 1}, or 0 to derive it, or fix "
-                f"the labels."
-            )
 
 
 def _num_outputs(config: ModelConfig, data: Any) -> int:
@@ -259,7 +239,8 @@ def build_model(recipe: Recipe, data: Any) -> Any:
 
     Raises:
         ModelError: For an unknown model name, or a model whose output does not match the data.
-        DataError: For labels out of range for the head.
+        DataError: For class labels out of range for the head, or not integers
+            (`toolkit.recipe.data_check.check_head_labels`).
 
     Example:
 
@@ -272,7 +253,7 @@ def build_model(recipe: Recipe, data: Any) -> Any:
 
     num_outputs = _num_outputs(recipe.model, data)
     if data.task == "classification":
-        _check_labels(data, num_outputs)
+        check_head_labels(data, num_outputs)
     make = _architecture(recipe.model, recipe.train.seed)
     model = make(tuple(data.x_train.shape[1:]), num_outputs, data.x_train)
     if not isinstance(model, keras.Model):

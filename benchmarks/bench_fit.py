@@ -38,7 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from toolkit.data import endless  # noqa: E402
-from toolkit.train import fit  # noqa: E402
+from toolkit.train import Execution, Logging, fit  # noqa: E402
 from toolkit.train.fast_defaults import (  # noqa: E402
     choose_jit_compile,
     choose_steps_per_execution,
@@ -93,6 +93,7 @@ def run_plain(data, steps, spe=1, jit=False, warmup=0):
 
 def run_toolkit(data, steps, logging=True, warmup=0, **settings):
     model = make_model()
+    settings = {"execution": Execution(**settings)} if settings else {}
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
         kwargs = dict(run_dir=run_dir if logging else None, verbose=1 if logging else 0)
         if warmup:
@@ -187,22 +188,22 @@ timed.spent = 0.0
 def measure_logging_share(steps, repeats):
     """Seconds inside the logging callbacks' hooks / seconds of the whole `fit` call."""
     from toolkit.callbacks import Axes, Progress
-    from toolkit.train.intervals import log_every_steps
 
     data = make_data()
     spe = choose_steps_per_execution(steps)
-    every = log_every_steps(steps, spe)
+    every = Logging().resolve_every_steps(steps, spe)
     shares = []
     for _ in range(repeats):
         model = make_model()
-        fit(model, endless(data, BATCH), steps=256, verbose=0, steps_per_execution=spe)
+        fit(model, endless(data, BATCH), steps=256, verbose=0,
+            execution=Execution(steps_per_execution=spe))
         with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
             callbacks = [timed(Axes)(run_dir, every_steps=every),
                          timed(Progress)(256 + steps, every_steps=every)]
             timed.spent = 0.0
             with Timer() as timer:
                 fit(model, endless(data, BATCH, start_step=256), steps=256 + steps,
-                    callbacks=callbacks, steps_per_execution=spe)
+                    callbacks=callbacks, execution=Execution(steps_per_execution=spe))
         shares.append(timed.spent / timer.wall)
     print(f"Time inside Axes + Progress hooks ({steps} steps, steps_per_execution={spe}, a "
           f"point every {every} steps): {100 * statistics.median(shares):.2f}% of the fit call "

@@ -27,8 +27,7 @@ import keras  # noqa: E402
 
 from toolkit.data import endless, load  # noqa: E402
 from toolkit.models import mlp  # noqa: E402
-from toolkit.train import fit  # noqa: E402
-from toolkit.train.resume import default_checkpoint_every  # noqa: E402
+from toolkit.train import Logging, fit  # noqa: E402
 
 EVAL_EVERY_STEPS = 500
 
@@ -47,7 +46,7 @@ def _time_fit(data, steps, run_dir, checkpoint_every_steps):
     train = endless((data.x_train, data.y_train), batch_size=32, seed=0)
     kwargs = {} if run_dir is None else {"run_dir": run_dir}
     if checkpoint_every_steps is not None:
-        kwargs["checkpoint_every_steps"] = checkpoint_every_steps
+        kwargs["logging"] = Logging(checkpoint_every_steps=checkpoint_every_steps)
     start = time.perf_counter()
     fit(model, train, steps=steps, eval_data=(data.x_test, data.y_test),
         eval_every_steps=EVAL_EVERY_STEPS, verbose=0, **kwargs)
@@ -60,7 +59,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     data = load("mnist1d")
-    every = default_checkpoint_every(args.steps, EVAL_EVERY_STEPS)
+    every = Logging().resolve_checkpoint_every(args.steps, EVAL_EVERY_STEPS)
     variants = {
         "no run_dir": lambda d: _time_fit(data, args.steps, None, None),
         "run_dir, final checkpoint only": lambda d: _time_fit(data, args.steps, d, args.steps),

@@ -84,9 +84,10 @@ def test_a_second_signal_interrupts_at_once(tmp_path):
         signal.signal(signal.SIGINT, previous)
 
 
-def test_rejects_anything_but_a_checkpointer(tmp_path):
-    with pytest.raises(TypeError, match="must be a `toolkit.checkpoint.Checkpointer`"):
-        Preemption(str(tmp_path))
+def test_rejects_anything_but_a_checkpointer_or_a_directory():
+    with pytest.raises(TypeError, match="must be a `toolkit.checkpoint.Checkpointer` or a "
+                       "directory. Received: int"):
+        Preemption(3)
 
 
 TRAIN_SCRIPT = textwrap.dedent(

@@ -19,6 +19,7 @@ __all__ = ["Axes"]
 EXAMPLES_FAMILY = "by_examples"
 
 
+@keras.saving.register_keras_serializable(package="toolkit")
 class Axes(keras.callbacks.Callback):
     """Writes training and evaluation scalars for TensorBoard against steps, examples and time.
 
@@ -88,7 +89,15 @@ class Axes(keras.callbacks.Callback):
         self._writers: Dict[str, ScalarWriter] = {}
         self._hparams_written = False
 
-    # Resume (the callback-state protocol of `toolkit.checkpoint.Checkpointer`) -----------------------
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self) -> Dict[str, Any]:
+        """The constructor arguments (a `clock` is run state: it is not part of the config)."""
+        return {"log_dir": self.log_dir, "every_steps": self.every_steps, "hparams": self.hparams}
+
+    # Resume (the callback-state protocol of `toolkit.checkpoint.Checkpointer`) ----------------
 
     def get_state(self) -> Dict[str, Any]:
         """The logging position: grid, open window and whether the HParams were written."""

@@ -11,6 +11,7 @@ from toolkit.errors import ModelError
 __all__ = ["IntervalMetrics"]
 
 
+@keras.saving.register_keras_serializable(package="toolkit")
 class IntervalMetrics(keras.callbacks.Callback):
     """Checkpoints Keras's running metric state when a checkpoint falls inside an epoch.
 
@@ -34,6 +35,13 @@ class IntervalMetrics(keras.callbacks.Callback):
         super().__init__()
         self._in_interval = False
         self._pending: Optional[List[Any]] = None
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        return {}
 
     def get_state(self):
         if not self._in_interval:

@@ -1,9 +1,10 @@
 """Preemption: SIGTERM / Ctrl-C become "checkpoint at the next step boundary, then stop"."""
 
 import logging
+import os
 import signal
 import threading
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import keras
 
@@ -14,6 +15,7 @@ __all__ = ["Preemption"]
 logger = logging.getLogger("toolkit")
 
 
+@keras.saving.register_keras_serializable(package="toolkit")
 class Preemption(keras.callbacks.Callback):
     """Turns SIGTERM and SIGINT into a checkpoint at the next step boundary and a clean stop.
 
@@ -32,7 +34,9 @@ class Preemption(keras.callbacks.Callback):
     saved. The previous handlers are always put back.
 
     Args:
-        checkpointer: The `Checkpointer` to write with.
+        checkpointer: The `Checkpointer` to write with, or a directory (a `Checkpointer` for the
+            model is then made when the callback is given the model; as a context manager
+            around `fit` calls, pass a `Checkpointer`).
         signals: Signals to catch. Defaults to `(signal.SIGTERM, signal.SIGINT)`.
         resume_hint: How to resume, appended to the message. Defaults to `None` (a hint for
             `toolkit.checkpoint.restore`).
@@ -64,17 +68,20 @@ class Preemption(keras.callbacks.Callback):
 
     def __init__(
         self,
-        checkpointer: Checkpointer,
+        checkpointer: Union[Checkpointer, str, os.PathLike],
         signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT),
         resume_hint: Optional[str] = None,
     ):
         super().__init__()
-        if not isinstance(checkpointer, Checkpointer):
+        if not isinstance(checkpointer, (Checkpointer, str, os.PathLike)):
             raise TypeError(
-                f"`checkpointer` must be a `toolkit.checkpoint.Checkpointer`. "
+                f"`checkpointer` must be a `toolkit.checkpoint.Checkpointer` or a directory. "
                 f"Received: {type(checkpointer).__name__}."
             )
-        self.checkpointer = checkpointer
+        self.checkpointer = checkpointer if isinstance(checkpointer, Checkpointer) else None
+        self.directory = (
+            self.checkpointer.directory if self.checkpointer else os.fspath(checkpointer)
+        )
         self.signals = tuple(signals)
         self.resume_hint = resume_hint
         self.requested: Optional[int] = None
@@ -82,6 +89,22 @@ class Preemption(keras.callbacks.Callback):
         self._previous = {}
         self._saved_after_request = False
         self._context = False
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        return {
+            "checkpointer": self.directory,
+            "signals": [int(s) for s in self.signals],
+            "resume_hint": self.resume_hint,
+        }
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self.checkpointer is None or self.checkpointer.model is not model:
+            self.checkpointer = Checkpointer(self.directory, model=model)
 
     @property
     def exit_code(self) -> int:
@@ -96,7 +119,8 @@ class Preemption(keras.callbacks.Callback):
             logger.warning("Preemption: not in the main thread, so signals cannot be caught.")
             return
         self.requested, self.message, self._saved_after_request = None, None, False
-        self.checkpointer.sealed = False
+        if self.checkpointer is not None:
+            self.checkpointer.sealed = False
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 

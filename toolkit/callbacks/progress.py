@@ -14,6 +14,7 @@ __all__ = ["Progress"]
 _BAR_WIDTH = 24
 
 
+@keras.saving.register_keras_serializable(package="toolkit")
 class Progress(keras.callbacks.Callback):
     """Shows training progress against the whole step budget, not per epoch.
 
@@ -52,6 +53,14 @@ class Progress(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.stream = stream
         self._points = LogPoints(every_steps)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        """The constructor arguments but `stream` (an open file is not configuration)."""
+        return {"steps": self.steps, "every_steps": self.every_steps}
 
     def on_train_begin(self, logs=None):
         self._stream = self.stream if self.stream is not None else sys.stdout

@@ -111,6 +111,17 @@ def test_budget_not_divisible_then_continue_then_nothing():
     assert int(model.optimizer.iterations) == 37
 
 
+def test_a_finished_run_dir_returns_its_history_and_state(tmp_path):
+    x, y = make_data()
+    done = fit(make_model(), (x, y), steps=20, batch_size=BATCH, eval_data=(x, y),
+               eval_every_steps=10, run_dir=tmp_path, verbose=0)
+    again = make_model()  # As a new process would: the run directory has reached its budget.
+    with pytest.warns(UserWarning, match="nothing to train.*step 20"):
+        history = fit(again, (x, y), steps=20, batch_size=BATCH, eval_data=(x, y),
+                      eval_every_steps=10, run_dir=tmp_path, verbose=0)
+    assert history == done and int(again.optimizer.iterations) == 20
+
+
 def test_start_inside_an_interval_finishes_it_first():
     x, y = make_data()
     model = make_model()

@@ -139,6 +139,8 @@ def fit(
             first = int(model.optimizer.iterations)
         plan = interval_plan(first, steps, every)
         if not plan:
+            if parts.checkpointer is not None:
+                parts.checkpointer.apply_callback_states()  # The run's history, restored.
             warnings.warn(
                 f"`fit` has nothing to train: the model is at step {first}, which reaches the "
                 f"budget steps={steps}. Pass a larger `steps` to continue training.",

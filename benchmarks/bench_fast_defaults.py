@@ -15,6 +15,8 @@ its `fit` call to after it returns: tracing and XLA compilation included, what a
             S in {1, 16, 64, 256} x J in {False, True}. The data is cut at N batches so that
             every setting trains exactly N steps (on an endless dataset Keras runs whole
             executions: 1000 steps at S=256 would train 1024).
+- toolkit xla=on/off:  the same with the other XLA choice (`execution=Execution(jit_compile=
+            ...)`), all else equal: what a different default would give.
 - typical:  Keras's defaults (`steps_per_execution=1`, no XLA on CPU) with
             `TensorBoard(update_freq="batch")` and `BackupAndRestore`: what a user writes.
 
@@ -117,11 +119,12 @@ def timed_fit(model, steps, train):
     return wall, cpu
 
 
-def run_toolkit(name, data, steps):
+def run_toolkit(name, data, steps, execution=None):
     model = make_model(name, data)
     with tempfile.TemporaryDirectory() as run_dir:
         return timed_fit(model, steps, lambda: toolkit.fit(
-            model, endless(data, BATCH, seed=0), steps=steps, run_dir=run_dir, verbose=0))
+            model, endless(data, BATCH, seed=0), steps=steps, run_dir=run_dir,
+            execution=execution, verbose=0))
 
 
 def run_keras(name, data, steps, spe, jit):
@@ -149,6 +152,10 @@ def keras_label(spe, jit):
 def measure_budget(name, data, steps, settings, repeats, typical):
     """Best-of-repeats seconds per contender (interleaved; slow ones run once)."""
     contenders = {"toolkit": lambda: run_toolkit(name, data, steps)}
+    # toolkit with the other XLA choice: what a different default would give, all else equal.
+    _, jit = Execution().resolve(steps, None)
+    contenders[f"toolkit xla={'off' if jit else 'on'}"] = lambda: run_toolkit(
+        name, data, steps, Execution(jit_compile=not jit))
     for spe, jit in settings:
         contenders[keras_label(spe, jit)] = (
             lambda spe=spe, jit=jit: run_keras(name, data, steps, spe, jit))

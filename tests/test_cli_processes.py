@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import toolkit.errors
+from toolkit.checkpoint import run_lock
 from toolkit.checkpoint.run_lock import LOCK_FILE, RunLock
 
 TRAIN = ["train", "digits_mlp", "--smoke", "--set", "train.deterministic=false"]
@@ -80,11 +82,16 @@ def test_second_process_on_a_run_in_use_exits_2_and_the_first_completes(tmp_path
 
 def test_a_lock_left_by_a_killed_run_does_not_block_the_rerun(tmp_path):
     run_dir = tmp_path / "run"
+    # The lock module alone, loaded by path: the holder starts without TensorFlow.
     first = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import threading
-            from toolkit.checkpoint import RunLock
-            RunLock({str(run_dir)!r}).acquire()
+            import importlib.util, sys, threading
+            for name, path in (("toolkit.errors", {toolkit.errors.__file__!r}),
+                               ("run_lock", {run_lock.__file__!r})):
+                spec = importlib.util.spec_from_file_location(name, path)
+                sys.modules[name] = module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            module.RunLock({str(run_dir)!r}).acquire()
             print("HELD", flush=True)
             threading.Event().wait()
         """)],

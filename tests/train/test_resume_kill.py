@@ -58,54 +58,41 @@ def _assert_same(reference, run_dir, out):
     assert curves["train/by_examples/loss"][-1][0] == 120 * 16
 
 
-def test_sigterm_checkpoints_stops_cleanly_and_resumes_exactly(reference, tmp_path):
-    code, output = _run(tmp_path / "run", tmp_path / "out.json", {"TOOLKIT_TEST_SIGTERM_AT": "47"})
-    assert code == 128 + signal.SIGTERM, output
-    assert "checkpoint of step 47" in output and "run the same command again" in output
-    assert not (tmp_path / "out.json").exists()
-    code, output = _run(tmp_path / "run", tmp_path / "out.json")
-    assert code == 0, output
-    _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
-
-
-def test_wrapped_pipeline_resumes_exactly(reference, tmp_path):
-    # `.map().prefetch().with_options()` on top of `endless`: the position survives the wrapping.
+def test_sigterm_through_a_wrapped_pipeline_stops_cleanly_and_resumes_exactly(reference, tmp_path):
+    # The user's `.map().prefetch().with_options()` on top of `endless` (the map multiplies by
+    # one): the data position survives the wrapping, so the resumed run equals the reference.
     wrap = {"TOOLKIT_TEST_WRAP": "1"}
     code, output = _run(tmp_path / "run", tmp_path / "out.json",
-                        {**wrap, "TOOLKIT_TEST_SIGTERM_AT": "53"})
+                        {**wrap, "TOOLKIT_TEST_SIGTERM_AT": "47"})
     assert code == 128 + signal.SIGTERM, output
+    assert "checkpoint of step 47" in output and "run the same command again" in output
     assert "cannot resume this training data exactly" not in output
+    assert not (tmp_path / "out.json").exists()
     code, output = _run(tmp_path / "run", tmp_path / "out.json", wrap)
     assert code == 0, output
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
 
 
-@pytest.mark.parametrize(
-    "save, newest",
-    [
-        # Saves are written at steps 0, 10, 20, ...: the 5th (step 40) never completes.
-        (5, "ckpt-00000030"),
-        # The 10th (step 90) never completes, after the step-90 evaluation flushed its events:
-        # the killed run has logged points after step 80 that the resume must cut.
-        (10, "ckpt-00000080"),
-    ],
-    ids=["inside-a-save", "inside-a-save-after-an-evaluation"],
-)
-def test_sigkill_then_resume_is_exact(reference, tmp_path, save, newest):
-    process = _run(tmp_path / "run", tmp_path / "out.json",
-                   {"TOOLKIT_TEST_BLOCK_IN_SAVE": str(save)}, wait=False)
+def _kill_inside_save(run_dir, out, save):
+    """Runs until the process blocks inside its `save`-th checkpoint write, then SIGKILLs it."""
+    process = _run(run_dir, out, {"TOOLKIT_TEST_BLOCK_IN_SAVE": str(save)}, wait=False)
     for line in process.stdout:  # No timing window: the process waits inside the save.
         if line.startswith("BLOCKED"):
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    steps = sorted(name for name in os.listdir(tmp_path / "run" / "checkpoints")
-                   if name.startswith("ckpt-"))
-    assert steps[-1] == newest, steps
-    if save == 10:
-        logged = _scalars(tmp_path / "run")
-        assert max(step for step, _ in logged["validation/loss"]) == 90  # to be cut
-    code, output = _run(tmp_path / "run", tmp_path / "out.json")
+    return sorted(name for name in os.listdir(run_dir / "checkpoints") if name.startswith("ckpt-"))
+
+
+def test_sigkill_inside_saves_then_resume_is_exact(reference, tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "out.json"
+    # Saves are written at steps 0, 10, 20, ...: the 5th (step 40) never completes.
+    assert _kill_inside_save(run_dir, out, 5)[-1] == "ckpt-00000030"
+    # Resumed at 30, it writes 40, 50, ...: its 6th save (step 90) never completes, after the
+    # step-90 evaluation flushed its events: points after step 80 must be cut on resume.
+    assert _kill_inside_save(run_dir, out, 6)[-1] == "ckpt-00000080"
+    assert max(step for step, _ in _scalars(run_dir)["validation/loss"]) == 90
+    code, output = _run(run_dir, out)
     assert code == 0, output
-    _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
+    _assert_same(reference, run_dir, out)

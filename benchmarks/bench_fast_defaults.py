@@ -1,7 +1,11 @@
 """toolkit.fit's default execution settings against the fastest plain-Keras setting we can find.
 
 Run:  python benchmarks/bench_fast_defaults.py [--steps 1000 4000 20000] [--models mlp convnet]
-                                                [--repeats 2] [--quick]
+          [--repeats 2] [--typical-max-steps 4000] [--full-grid] [--quick]
+
+Recorded in docs/benchmarks.md ("Fast defaults against the fastest Keras setting") with
+`--typical-max-steps 4000`: 42 minutes on the shared 2-core CPU machine; `--quick` takes about
+a minute.
 
 For each model and step budget, every contender trains a fresh model (new object, same seed,
 same initial weights) on batches of 64 from `toolkit.data.endless`, and is timed from before
@@ -32,8 +36,8 @@ Contenders run interleaved within each repeat (alternating order), best of `--re
 contender more than 1.5x slower than the fastest one in the first repeat, by wall time and by
 process CPU time, is not repeated (its one time is shown with `*`). Budgets above 4000 steps run
 only the 3-4 fastest Keras settings of the previous budget (the three fastest, plus the fastest
-of the other XLA setting if they share one); pass `--full-grid` to run all. The typical-user line runs up to
-`--typical-max-steps`.
+of the other XLA setting if they share one); pass `--full-grid` to run all. The typical-user
+line runs up to `--typical-max-steps`.
 
 Per model it also measures the XLA trade-off at steps_per_execution=64: the first call (64
 steps, tracing + compilation) and steady-state steps/s (a further 2048-step call on the same

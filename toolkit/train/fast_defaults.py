@@ -26,11 +26,16 @@ __all__ = ["choose_steps_per_execution", "choose_jit_compile", "apply_execution_
 # few steps matters more (callbacks only run every `steps_per_execution` steps).
 FAST_STEPS_PER_EXECUTION = 64
 MIN_STEPS_FOR_FAST_EXECUTION = 500
-# Measured: XLA on top of spe=64 added 1.0 s of compile time (2.60 s vs 1.60 s first call) for
-# +22% steady steps/s (1187 vs 972) on a quiet machine, i.e. it pays for itself after ~5,400
-# steps; under load, 2.6 s for +13% (~18,000 steps). A 640-step fit is slower with it. XLA is
-# turned on from 10,000 steps.
-MIN_STEPS_FOR_XLA = 10_000
+# XLA's extra compile time against the time it saves per step, at spe=64 (break-even = extra
+# compile seconds / seconds saved per step; benchmarks/bench_fast_defaults.py, 2 shared cores):
+#   MLP 784-256-256-10, batch 64:   +0.66 to +2.62 s, 0.55-1.42 ms/step  -> 761-2,012 steps
+#   convnet((40,), 10), batch 64:   +1.58 to +2.11 s, 1.63-1.78 ms/step  -> 891-1,293 steps
+#   MLP 40-128-128-10, batch 32:    +1.0 s, 0.19 ms/step (bench_fit.py)  -> ~5,400 steps
+# From 2,000 steps both real-sized models are past break-even under every load measured (at
+# 4,000 steps XLA made plain Keras 1.4-1.8x faster); a tiny model loses up to ~17% between 2,000
+# and ~5,400 steps. Below 2,000 the break-even moved 2.6x with load: no threshold is safe there.
+# The choice stays a pure function of the budget: resume compares bits, and XLA changes them.
+MIN_STEPS_FOR_XLA = 2_000
 
 _AUTO_MSG = (
     "`{name}` must be {expected} or \"auto\". Received: {name}={value!r}. "
@@ -90,7 +95,7 @@ def choose_jit_compile(steps: int, requested: Union[bool, str] = "auto") -> bool
         requested: `True`/`False` (used as is) or `"auto"`. Defaults to `"auto"`.
 
     Returns:
-        `requested` if it is a bool, else `True` for budgets of at least 10,000 steps.
+        `requested` if it is a bool, else `True` for budgets of at least 2,000 steps.
 
     Raises:
         RecipeError: If `requested` is neither a bool nor `"auto"`.

@@ -75,8 +75,8 @@ def test_fast_default_rules():
     assert choose_steps_per_execution(5000, every_steps=101) == 64
     assert choose_steps_per_execution(10, requested=7) == 7
     assert choose_jit_compile(640) is False
-    assert choose_jit_compile(9_999) is False
-    assert choose_jit_compile(10_000) is True
+    assert choose_jit_compile(1_999) is False
+    assert choose_jit_compile(2_000) is True
     assert choose_jit_compile(10_000, requested=False) is False
     with pytest.raises(RecipeError, match="steps_per_execution"):
         choose_steps_per_execution(10, requested=0)

@@ -30,12 +30,9 @@ from typing import Any
 
 from toolkit import atomic_write
 from toolkit.errors import RecipeError
-from toolkit.recipe.augmentations import build_augment
-from toolkit.recipe.data_check import check_recipe_data
 from toolkit.recipe.dump import write_recipe
-from toolkit.recipe.heads import build_recipe_model
-from toolkit.recipe.inputs import build_inputs
 from toolkit.recipe.load import load_recipe
+from toolkit.recipe.prepare import prepare_recipe
 from toolkit.recipe.report import write_report, write_summary
 from toolkit.recipe.schema import TABLES, Recipe
 
@@ -225,11 +222,9 @@ def run_recipe(
     >>> result.summary["steps"], result.summary["examples_seen"]
     (4, 256)
     """
-    import keras
     import tensorflow as tf
 
     from toolkit.checkpoint.run_lock import RunLock
-    from toolkit.data import endless
     from toolkit.train import Logging, fit
 
     started = time.monotonic()
@@ -238,19 +233,14 @@ def run_recipe(
         raise RecipeError(f"Run directory {str(run_dir)!r} is a file. Pass another --run-dir.")
     with RunLock(run_dir, timeout_seconds=wait_seconds):
         _prepare_run_dir(run_dir, recipe, fresh)
-        keras.utils.set_random_seed(recipe.train.seed)
-        inputs = build_inputs(recipe, run_dir)
-        data_findings = check_recipe_data(inputs, recipe.data.check, recipe.model.input_scaling)
-        model = build_recipe_model(recipe, inputs)
+        prepared = prepare_recipe(recipe, run_dir)
+        inputs, model = prepared.inputs, prepared.model
         write_recipe(recipe, run_dir / "recipe.toml", header="Resolved recipe of this run.")
         if recipe.train.deterministic:
             # Process-wide and irreversible, so only once the inputs are known to be good:
             # bit-identical reruns on CPU (DESIGN: exact resume).
             tf.config.experimental.enable_op_determinism()
-        train_data = endless(
-            inputs.train, recipe.data.batch_size, seed=recipe.train.seed,
-            sampling=recipe.data.sampling, augment=build_augment(recipe.data.augment),
-        )
+        train_data = prepared.train_data()
         logging = Logging(
             every_steps=recipe.train.log_every_steps or None,
             checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
@@ -277,7 +267,7 @@ def run_recipe(
                 key: [float(v) for v in values] for key, values in history.history.items()}},
         }
         if recipe.data.check != "off":
-            summary["data_check"] = data_findings
+            summary["data_check"] = prepared.data_findings
         write_summary(run_dir, summary)
         write_report(run_dir, recipe, summary, model)
     return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

@@ -8,8 +8,8 @@ Example:
 
 >>> from toolkit.recipe import load_recipe
 >>> prepared = prepare_recipe(load_recipe("digits_mlp", ["data.max_train_examples=64"]))
->>> prepared.model.optimizer.name, prepared.inputs.dataset_size
-('adam', 64)
+>>> type(prepared.model.optimizer).__name__, prepared.inputs.dataset_size
+('Adam', 64)
 """
 
 import dataclasses

@@ -318,6 +318,19 @@ def test_open_event_writer_and_make_event_are_read_by_tensorboard(tmp_path):
     )
 
 
+def test_text_summary_is_read_by_tensorboard_as_text(tmp_path):
+    writer = keras_compat.open_event_writer(str(tmp_path), filename_suffix=".test")
+    summary = keras_compat.text_summary("diagnosis", "**healthy** (step 5)")
+    writer.add_event(keras_compat.make_event(summary, step=5, wall_time=1.0))
+    writer.close()
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    (tag,) = accumulator.Tags()["tensors"]
+    assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "text"
+    (event,) = accumulator.Tensors(tag)
+    assert tf.make_ndarray(event.tensor_proto).item().decode() == "**healthy** (step 5)"
+
+
 # tf.data graphs ----------------------------------------------------------------------------------
 
 _identity = tf.autograph.experimental.do_not_convert(lambda x: x)

@@ -230,6 +230,15 @@ def scalar_summary(values: Mapping[str, float]) -> summary_pb2.Summary:
     ])
 
 
+def text_summary(tag: str, text: str) -> summary_pb2.Summary:
+    """A `Summary` with one Markdown text value for TensorBoard's Text dashboard: the public
+    `tensorboard.summary.v1.text_pb`, re-read as TensorBoard's own (non-public) proto class,
+    which its `EventFileWriter` requires."""
+    from tensorboard.summary.v1 import text_pb
+
+    return summary_pb2.Summary.FromString(text_pb(tag, text).SerializeToString())
+
+
 def make_event(summary: summary_pb2.Summary, step: int, wall_time: float) -> event_pb2.Event:
     """An `Event` record holding `summary` at `step`, stamped `wall_time` (seconds since epoch)."""
     return event_pb2.Event(wall_time=wall_time, step=int(step), summary=summary)

@@ -15,7 +15,11 @@ import pytest
 
 import toolkit.callbacks
 
-NAMES = sorted(toolkit.callbacks.__all__)
+NAMES = sorted(
+    name for name in toolkit.callbacks.__all__
+    if isinstance(getattr(toolkit.callbacks, name), type)
+    and issubclass(getattr(toolkit.callbacks, name), keras.callbacks.Callback)
+)
 
 
 def make(name, tmp_path):
@@ -25,6 +29,8 @@ def make(name, tmp_path):
         "Axes": lambda: toolkit.callbacks.Axes(str(tmp_path / "logs"), every_steps=3),
         "Checkpoint": lambda: toolkit.callbacks.Checkpoint(directory, every_steps=5),
         "IntervalMetrics": lambda: toolkit.callbacks.IntervalMetrics(),
+        "LossCurveDiagnosis": lambda: toolkit.callbacks.LossCurveDiagnosis(
+            str(tmp_path / "logs"), every_steps=4, warn=False),
         "NanGuard": lambda: toolkit.callbacks.NanGuard(directory, every_steps=5),
         "Preemption": lambda: toolkit.callbacks.Preemption(directory, resume_hint="rerun"),
         "Progress": lambda: toolkit.callbacks.Progress(24, every_steps=6),

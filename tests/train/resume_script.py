@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from toolkit.callbacks import LossCurveDiagnosis
 from toolkit.data import endless
 from toolkit.errors import TrainingPreempted
 from toolkit.checkpoint import files as checkpoint_files
@@ -33,7 +34,8 @@ def main(run_dir, out):
                               keras.layers.Dropout(0.1), keras.layers.Dense(3)])
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(True),
                   metrics=["accuracy"])
-    callbacks = []
+    diagnosis = LossCurveDiagnosis(run_dir, every_steps=5, warn=False)
+    callbacks = [diagnosis]
     sigterm_at = os.environ.get("TOOLKIT_TEST_SIGTERM_AT")
     if sigterm_at:
         def maybe_kill(batch, logs):
@@ -70,6 +72,7 @@ def main(run_dir, out):
         "model": [np.asarray(v).tolist() for v in model.variables],
         "optimizer": [np.asarray(v).tolist() for v in model.optimizer.variables],
         "steps": history.steps, "examples": history.examples_seen, "history": history.history,
+        "diagnosis": diagnosis.get_state(),
     }
     with open(out, "w") as file:
         json.dump(result, file)

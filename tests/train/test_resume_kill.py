@@ -49,7 +49,7 @@ def reference(tmp_path_factory):
 def _assert_same(reference, run_dir, out):
     result, curves = reference
     resumed = json.loads(out.read_text())
-    for key in ("model", "optimizer", "steps", "examples", "history"):
+    for key in ("model", "optimizer", "steps", "examples", "history", "diagnosis"):
         assert resumed[key] == result[key], key
     assert _scalars(run_dir) == curves
     steps = [step for step, _ in curves["train/loss"]]

@@ -10,6 +10,8 @@ They read values from the device only every `every_steps` steps, never at every 
 - `NanGuard`: rolls back non-finite steps, lowers the learning rate, or explains the divergence.
 - `Preemption`: SIGTERM / Ctrl-C write a checkpoint at the next step boundary, then stop.
 - `IntervalMetrics`: Keras's running metric state survives a checkpoint inside an epoch.
+- `LossCurveDiagnosis`: learning rate too low or too high, plateau, overfitting and
+  memorization, read from the loss curves (`toolkit.callbacks.loss_curve_rules`).
 
 Example:
 
@@ -28,8 +30,20 @@ Example:
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.checkpoint import Checkpoint
 from toolkit.callbacks.interval_metrics import IntervalMetrics
+from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
+from toolkit.callbacks.loss_curve_rules import CurveFinding, diagnose_curve
 from toolkit.callbacks.nan_guard import NanGuard
 from toolkit.callbacks.preemption import Preemption
 from toolkit.callbacks.progress import Progress
 
-__all__ = ["Axes", "Progress", "Checkpoint", "NanGuard", "Preemption", "IntervalMetrics"]
+__all__ = [
+    "Axes",
+    "Progress",
+    "Checkpoint",
+    "NanGuard",
+    "Preemption",
+    "IntervalMetrics",
+    "LossCurveDiagnosis",
+    "CurveFinding",
+    "diagnose_curve",
+]

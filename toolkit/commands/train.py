@@ -67,6 +67,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Finished {recipe.name!r} at step {summary['steps']} "
           f"({summary['examples_seen']} examples, {summary['wall_seconds']:.1f} s).")
     print(f"Test metrics: {metrics}")
+    for finding in summary.get("diagnosis", []):
+        print(f"Diagnosis: {finding['code']} (step {finding['step']}): {finding['message']}")
+        print(f"    {finding['action']}")
     print(f"Run directory: {result.run_dir}")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir}")
     return 0

@@ -106,6 +106,7 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "| --- | --- |",
         *[f"| {name} | {value:.6g} |" for name, value in summary["eval"].items()],
         "",
+        *_diagnosis_lines(summary),
         *_data_check_lines(summary),
         "## Conventions check (toolkit.lint)",
         "",
@@ -120,6 +121,19 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "View the curves with `tensorboard --logdir` on this directory.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _diagnosis_lines(summary: dict) -> list[str]:
+    """The `## Diagnosis` section: the loss-curve findings (`toolkit.callbacks.LossCurveDiagnosis`)."""
+    if "diagnosis" not in summary:
+        return []
+    findings = summary["diagnosis"]
+    if not findings:
+        return ["## Diagnosis", "", "Too few points to judge the loss curves.", ""]
+    bullets = [f"- **{f['code']}** (step {f['step']}): {f['message']} {f['action']}"
+               for f in findings]
+    return ["## Diagnosis", "", *bullets, "",
+            "Codes and what to do: docs/diagnosis.md.", ""]
 
 
 def _data_check_lines(summary: dict) -> list[str]:

@@ -224,6 +224,7 @@ def run_recipe(
     """
     import tensorflow as tf
 
+    from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
     from toolkit.checkpoint.run_lock import RunLock
     from toolkit.train import Logging, fit
 
@@ -246,10 +247,13 @@ def run_recipe(
             checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
             hparams=_hparams(recipe),
         )
+        # The run's own diagnosis (the CLI prints it and the report holds it: no warnings).
+        diagnosis = LossCurveDiagnosis(
+            os.fspath(run_dir), every_steps=recipe.train.log_every_steps or None, warn=False)
         history = fit(
             model, train_data, steps=recipe.train.steps, eval_data=inputs.eval_data,
             eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, logging=logging,
-            verbose=verbose,
+            callbacks=[diagnosis], verbose=verbose,
         )
         metrics = inputs.evaluate(model, batch_size=max(recipe.data.batch_size, 256))
         _save_model(model, run_dir / "model.keras")
@@ -266,6 +270,7 @@ def run_recipe(
             "history": {"steps": list(history.steps), **{
                 key: [float(v) for v in values] for key, values in history.history.items()}},
         }
+        summary["diagnosis"] = [finding.to_dict() for finding in diagnosis.findings]
         if recipe.data.check != "off":
             summary["data_check"] = prepared.data_findings
         write_summary(run_dir, summary)

@@ -1,6 +1,6 @@
 """The callbacks of one `fit` run, in the order that makes a checkpoint consistent.
 
-Loggers first (`Axes`, `Progress`), then the user's callbacks, then the bookkeeping whose state a
+Loggers first (`Axes`, `LossCurveDiagnosis`, `Progress`), then the user's callbacks, then the bookkeeping whose state a
 checkpoint holds (`HistoryRecorder`, `IntervalMetrics`), then the savers (`NanGuard`,
 `Checkpoint`, `Preemption`): a checkpoint written at a step boundary then holds every other
 callback's state *after* that boundary. The order is fixed here, in one place, and only matters
@@ -29,6 +29,7 @@ import keras
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.checkpoint import Checkpoint
 from toolkit.callbacks.interval_metrics import IntervalMetrics
+from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
 from toolkit.callbacks.nan_guard import NanGuard
 from toolkit.callbacks.preemption import Preemption
 from toolkit.callbacks.progress import Progress
@@ -79,7 +80,9 @@ def assemble(
     Args:
         model: The compiled model.
         run_dir: The run directory, or `None` (no logging, no checkpoints).
-        user_callbacks: The user's callbacks. A user `Axes` or `Progress` replaces the default.
+        user_callbacks: The user's callbacks. A user `Axes`, `LossCurveDiagnosis` or `Progress`
+            replaces the default; a user `LossCurveDiagnosis` without an `initial_batch` gets
+            `batch_at`.
         clock: The run's clock, given to `Axes`, the history and the checkpointer.
         history: The `StepHistory` to fill.
         log_every_steps: Steps between TensorBoard points (`0`: no `Axes`).
@@ -88,12 +91,19 @@ def assemble(
         hparams: HParams for `Axes`.
         progress_every_steps: Steps between progress-bar updates. Defaults to `None`
             (`log_every_steps`).
-        batch_at: `step -> batch` for `NanGuard`'s diagnosis. Defaults to `None`.
+        batch_at: `step -> batch` for `NanGuard`'s diagnosis and the loss-curve diagnosis's
+            starting loss. Defaults to `None`.
     """
     user_callbacks = list(user_callbacks)
     loggers: List[keras.callbacks.Callback] = []
     if run_dir is not None and log_every_steps and not _has(user_callbacks, Axes):
         loggers.append(Axes(run_dir, every_steps=log_every_steps, clock=clock, hparams=hparams))
+    for callback in user_callbacks:
+        if isinstance(callback, LossCurveDiagnosis) and callback.initial_batch is None:
+            callback.initial_batch = batch_at
+    if run_dir is not None and not _has(user_callbacks, LossCurveDiagnosis):
+        loggers.append(LossCurveDiagnosis(
+            run_dir, every_steps=log_every_steps or None, initial_batch=batch_at))
     if progress_steps is not None and not _has(user_callbacks, Progress):
         every = progress_every_steps or log_every_steps or 1
         loggers.append(Progress(progress_steps, every_steps=every))

@@ -37,13 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"toolkit.commands.{name}")
-        except ModuleNotFoundError as missing:  # a command still being written
-            if missing.name != f"toolkit.commands.{name}":
-                raise
-            continue
-        module.add(commands)
+        importlib.import_module(f"toolkit.commands.{name}").add(commands)
     return parser
 
 

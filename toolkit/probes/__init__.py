@@ -1,8 +1,25 @@
 """Probes: one-off measurements that leave the model as they found them.
 
+- `doctor(model, data)`: the S2.12 checklist for a network that does not learn (conventions,
+  data, initialization, overfitting a tiny batch, batch norm, learning rate); returns a
+  `DoctorReport` of findings with stable codes.
+- `find_learning_rate(model, data)`: the learning-rate range test; returns a
+  `LearningRateSearch` (the curve, one suggested rate with the rule that chose it, a PNG).
 - `ModelSnapshot`: every model and optimizer variable, restored bit for bit after a probe.
+
+Example:
+
+>>> import keras, numpy as np
+>>> from toolkit.models import mlp
+>>> x, y = np.random.default_rng(0).normal(size=(16, 8)), np.arange(16) % 3
+>>> model = mlp((8,), 3, hidden_units=(16,), adapt_data=x, seed=0)
+>>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+>>> doctor(model, (x, y)).codes
+['healthy']
 """
 
+from toolkit.probes.doctor import DoctorReport, doctor
+from toolkit.probes.lr_range import LearningRateSearch, find_learning_rate
 from toolkit.probes.snapshot import ModelSnapshot
 
-__all__ = ["ModelSnapshot"]
+__all__ = ["DoctorReport", "LearningRateSearch", "ModelSnapshot", "doctor", "find_learning_rate"]

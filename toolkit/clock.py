@@ -130,3 +130,13 @@ class TrainClock(tf.Module):
         now = time.monotonic()
         self.wall_seconds.assign_add(now - self._last_time)
         self._last_time = now
+
+
+def optimizer_step(model) -> int:
+    """`model.optimizer.iterations` as a Python int (a device read: call it at log points only).
+
+    Works under any `tf.distribute` strategy: `int()` of a Keras variable fails inside a
+    strategy's scope, where its value is a `MirroredVariable`.
+    """
+    return int(model.optimizer.iterations.numpy())
+

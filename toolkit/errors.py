@@ -24,6 +24,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingPreempted",
     "RunDirectoryInUse",
+    "StrategyError",
 ]
 
 
@@ -65,3 +66,7 @@ class TrainingPreempted(ToolkitError, RuntimeError):
 
 class RunDirectoryInUse(ToolkitError, RuntimeError):
     """Another process holds the run directory's lock; two writers would corrupt the run."""
+
+
+class StrategyError(ToolkitError, RuntimeError):
+    """A `tf.distribute` strategy or precision policy cannot start (no TPU, no `TF_CONFIG`)."""

@@ -4,7 +4,9 @@ Env: TOOLKIT_TEST_SIGTERM_AT=<step> sends SIGTERM to itself when that step begin
 TOOLKIT_TEST_BLOCK_IN_SAVE=<n> prints "BLOCKED" and blocks inside the n-th checkpoint write,
 before its manifest (so the test kills it there, with no timing window);
 TOOLKIT_TEST_WRAP=1 wraps the endless pipeline as users do (`.map(...)`, `.prefetch(2)`,
-`.with_options(...)`); the map multiplies by one, so the reference run needs no wrapping.
+`.with_options(...)`); the map multiplies by one, so the reference run needs no wrapping;
+TOOLKIT_TEST_MIRRORED=1 splits the CPU into two logical devices and trains under a
+`MirroredStrategy` over both (the same global batch of 16: 8 examples per replica).
 """
 
 import json
@@ -25,15 +27,21 @@ from toolkit.train import Execution, Logging, fit
 
 
 def main(run_dir, out):
+    strategy = tf.distribute.get_strategy()
+    if os.environ.get("TOOLKIT_TEST_MIRRORED"):
+        (cpu,) = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 6)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int32") + (x[:, 2] > 1).astype("int32")
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dropout(0.1), keras.layers.Dense(3)])
-    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(True),
-                  metrics=["accuracy"])
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dropout(0.1), keras.layers.Dense(3)])
+        model.compile(keras.optimizers.Adam(3e-3),
+                      keras.losses.SparseCategoricalCrossentropy(True), metrics=["accuracy"])
     diagnosis = LossCurveDiagnosis(run_dir, every_steps=5, warn=False)
     callbacks = [diagnosis]
     sigterm_at = os.environ.get("TOOLKIT_TEST_SIGTERM_AT")

@@ -14,8 +14,10 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "resume_script.py")
 WALL_TIME_TAGS = ("steps_per_second", "examples_per_second")
 
 
-def _run(run_dir, out, env=None, wait=True):
+def _run(run_dir, out, env=None, wait=True, mirrored=False):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    if mirrored:
+        environment["TOOLKIT_TEST_MIRRORED"] = "1"
     process = subprocess.Popen([sys.executable, SCRIPT, str(run_dir), str(out)], env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not wait:
@@ -73,9 +75,10 @@ def test_sigterm_through_a_wrapped_pipeline_stops_cleanly_and_resumes_exactly(re
     _assert_same(reference, tmp_path / "run", tmp_path / "out.json")
 
 
-def _kill_inside_save(run_dir, out, save):
+def _kill_inside_save(run_dir, out, save, mirrored=False):
     """Runs until the process blocks inside its `save`-th checkpoint write, then SIGKILLs it."""
-    process = _run(run_dir, out, {"TOOLKIT_TEST_BLOCK_IN_SAVE": str(save)}, wait=False)
+    process = _run(run_dir, out, {"TOOLKIT_TEST_BLOCK_IN_SAVE": str(save)}, wait=False,
+                   mirrored=mirrored)
     for line in process.stdout:  # No timing window: the process waits inside the save.
         if line.startswith("BLOCKED"):
             process.send_signal(signal.SIGKILL)
@@ -96,3 +99,18 @@ def test_sigkill_inside_saves_then_resume_is_exact(reference, tmp_path):
     code, output = _run(run_dir, out)
     assert code == 0, output
     _assert_same(reference, run_dir, out)
+
+
+def test_mirrored_run_killed_inside_a_save_resumes_bit_for_bit(tmp_path):
+    # Two replicas (two logical CPU devices) under MirroredStrategy: the uninterrupted run and a
+    # run SIGKILLed inside its 4th save (step 30), then resumed, end bit-identical.
+    code, output = _run(tmp_path / "reference", tmp_path / "reference.json", mirrored=True)
+    assert code == 0, output
+    reference = (json.loads((tmp_path / "reference.json").read_text()),
+                 _scalars(tmp_path / "reference"))
+    run_dir, out = tmp_path / "run", tmp_path / "out.json"
+    assert _kill_inside_save(run_dir, out, 4, mirrored=True)[-1] == "ckpt-00000020"
+    code, output = _run(run_dir, out, mirrored=True)
+    assert code == 0, output
+    _assert_same(reference, run_dir, out)
+

@@ -6,6 +6,7 @@ import warnings
 from typing import Any, Dict, Mapping, Optional
 
 import keras
+import numpy as np
 from tensorboard.plugins.hparams import api as hparams_api
 
 from toolkit.callbacks.log_points import LogPoints, optimizer_step
@@ -209,7 +210,7 @@ class Axes(keras.callbacks.Callback):
             if _knows_examples(self.clock):
                 examples_done = examples - self.clock.examples_at(self._last_step)
                 values["examples_per_second"] = examples_done / seconds
-        values["learning_rate"] = float(self.model.optimizer.learning_rate)
+        values["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
         if self.clock.dataset_size and _knows_examples(self.clock):
             values["epochs"] = examples / self.clock.dataset_size
         self._write("train", values, step, examples)

@@ -20,6 +20,8 @@ from typing import Optional
 
 import keras
 
+from toolkit import clock
+
 __all__ = ["LogPoints"]
 
 
@@ -83,4 +85,4 @@ class LogPoints:
 
 def optimizer_step(model: keras.Model) -> int:
     """Reads `model.optimizer.iterations` (a host sync: call it only at log points)."""
-    return int(model.optimizer.iterations)
+    return clock.optimizer_step(model)

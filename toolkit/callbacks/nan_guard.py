@@ -159,12 +159,12 @@ class NanGuard(keras.callbacks.Callback):
 
     def _recover(self, step: int, problem: str) -> int:
         optimizer = self.model.optimizer
-        learning_rate = float(optimizer.learning_rate)
+        learning_rate = float(np.asarray(optimizer.learning_rate))
         if self.num_retries >= self.max_retries or self.checkpointer.latest() is None:
             self._give_up(step, problem, learning_rate)
         restored = self.checkpointer.rollback()
         self.num_retries += 1
-        lowered = min(learning_rate, float(optimizer.learning_rate)) * self.factor
+        lowered = min(learning_rate, float(np.asarray(optimizer.learning_rate))) * self.factor
         try:
             optimizer.learning_rate = lowered
             change = f"learning rate {learning_rate:.3g} -> {lowered:.3g}"

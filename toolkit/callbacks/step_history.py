@@ -6,7 +6,7 @@ from typing import Dict, List, Mapping, Optional
 
 import keras
 
-from toolkit.clock import TrainClock
+from toolkit.clock import TrainClock, optimizer_step
 
 __all__ = ["StepHistory", "HistoryRecorder"]
 
@@ -87,7 +87,7 @@ class HistoryRecorder(keras.callbacks.Callback):
         self.history.history.update({k: [float(v) for v in vs] for k, vs in state["history"].items()})
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = optimizer_step(self.model)
         if self.clock is None:
             examples, wall = 0, math.nan
         else:

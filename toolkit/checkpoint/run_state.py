@@ -23,6 +23,7 @@ import os
 
 from toolkit.checkpoint.checkpointer import Checkpointer
 from toolkit.checkpoint.event_trim import trim_events
+from toolkit.clock import optimizer_step
 
 __all__ = ["CHECKPOINT_DIR", "checkpoint_dir", "restore_run"]
 
@@ -53,4 +54,4 @@ def restore_run(checkpointer: Checkpointer, run_dir) -> int:
         clock = checkpointer.clock
         examples = clock.examples_at(step) if clock is not None else 0
         trim_events(os.fspath(run_dir), step=step, examples=examples)
-    return int(checkpointer.model.optimizer.iterations)
+    return optimizer_step(checkpointer.model)

@@ -78,11 +78,23 @@ def prepare_recipe(recipe: Recipe, run_dir: Optional[os.PathLike] = None) -> Pre
         DataError: For unknown, malformed or non-finite data (under `data.check = "error"`), or
             labels out of range.
         ModelError: For an unknown model or one that does not fit the data.
+        StrategyError: For a `train.strategy` that cannot start (no TPU, no `TF_CONFIG`).
     """
     import keras
 
+    from toolkit.distribute import make_strategy, set_precision
+
+    strategy = make_strategy(recipe.train.strategy)
     keras.utils.set_random_seed(recipe.train.seed)
     inputs = build_inputs(recipe, run_dir)
     findings = check_recipe_data(inputs, recipe.data.check, recipe.model.input_scaling)
-    model = build_recipe_model(recipe, inputs)
+    previous = keras.config.dtype_policy()
+    set_precision(recipe.train.precision)
+    try:
+        # Weights, optimizer slots and metrics are created in the strategy's scope; `fit` runs
+        # in it too. The policy is the model's own once built: the global one is put back.
+        with strategy.scope():
+            model = build_recipe_model(recipe, inputs)
+    finally:
+        keras.config.set_dtype_policy(previous)
     return PreparedRecipe(recipe=recipe, inputs=inputs, model=model, data_findings=findings)

@@ -287,6 +287,8 @@ class TrainConfig:
         deterministic: Enable TensorFlow op determinism (bit-identical reruns on CPU).
         checkpoint_every_steps: Optimizer steps between checkpoints in the run directory; `0`
             lets `toolkit.train.fit` choose (a multiple of `eval_every_steps`, 250 to 1000).
+        strategy: The `tf.distribute` strategy (`toolkit.distribute.make_strategy`).
+        precision: The Keras dtype policy (`toolkit.distribute.set_precision`).
 
     Example:
 
@@ -307,6 +309,17 @@ class TrainConfig:
     checkpoint_every_steps: int = setting(
         0, "Optimizer steps between checkpoints in the run directory; 0 picks 250 to 1000.",
         minimum=0,
+    )
+    strategy: str = setting(
+        "auto", "tf.distribute strategy: auto (a TPU, else several GPUs mirrored, else one "
+        "device), default, mirrored, multi_worker (TF_CONFIG) or tpu. data.batch_size is the "
+        "global batch.",
+        choices=("auto", "default", "mirrored", "multi_worker", "tpu"),
+    )
+    precision: str = setting(
+        "float32", "Keras dtype policy: float32, mixed_float16 (GPU; loss scaling) or "
+        "mixed_bfloat16 (TPU, recent CPUs).",
+        choices=("float32", "mixed_float16", "mixed_bfloat16"),
     )
 
 

@@ -27,7 +27,7 @@ from toolkit.callbacks.step_history import StepHistory
 from toolkit.checkpoint.checkpointer import Checkpointer
 from toolkit.checkpoint.run_lock import RunLock
 from toolkit.checkpoint.run_state import restore_run
-from toolkit.clock import TrainClock
+from toolkit.clock import TrainClock, optimizer_step
 from toolkit.errors import ModelError, RecipeError, TrainingPreempted
 from toolkit.train.fast_defaults import apply_execution_settings
 from toolkit.train.intervals import fit_calls, interval_plan
@@ -119,7 +119,10 @@ def fit(
     clock = TrainClock(batch_size=train.batch_size, dataset_size=train.dataset_size,
                        examples_at=train.examples_at)
     history = StepHistory()
-    with RunLock(run_dir) if run_dir is not None else contextlib.nullcontext():
+    # Variables built outside Keras's own `fit` (metrics, optimizer slots, restored states)
+    # belong to the strategy the model was built under.
+    with RunLock(run_dir) if run_dir is not None else contextlib.nullcontext(), \
+            _strategy_scope(model):
         parts = assemble(
             model, run_dir=run_dir, user_callbacks=callbacks or [], clock=clock,
             history=history, log_every_steps=logging.resolve_every_steps(steps, spe),
@@ -136,7 +139,7 @@ def fit(
             keras_compat.build_compiled_metrics(model, train.spec_batch())
             first = restore_run(parts.checkpointer, run_dir)
         else:
-            first = int(model.optimizer.iterations)
+            first = optimizer_step(model)
         plan = interval_plan(first, steps, every)
         if not plan:
             if parts.checkpointer is not None:
@@ -191,7 +194,7 @@ def _run(
                 if model.stop_training:
                     plan = []
                     break
-                now = int(model.optimizer.iterations)
+                now = optimizer_step(model)
                 if now != end:
                     # A NanGuard rollback moved the step back: plan again from there, on the
                     # data seeked to the restored step, until the budget is reached.
@@ -230,6 +233,12 @@ def _default_hparams(model, steps, train, eval_every_steps, spe, jit) -> dict:
     elif isinstance(learning_rate, dict):  # a serialized schedule
         hparams["learning_rate"] = str(learning_rate.get("class_name", "schedule"))
     return hparams
+
+
+def _strategy_scope(model: keras.Model):
+    """The scope of the `tf.distribute` strategy `model` was built in (the default one too)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def _check_compiled(model: Any) -> None:

@@ -108,4 +108,5 @@ def test_a_lock_left_by_a_killed_run_does_not_block_the_rerun(tmp_path):
     output = (rerun.stdout + rerun.stderr).splitlines()
     assert not [line for line in output if CPP_LOG_LINE.search(line)], output
     assert all(line.startswith(("toolkit: warning:", "Finished", "Test metrics", "Run dir",
-                                "TensorBoard", "step ")) or "%" in line for line in output), output
+                                "TensorBoard", "Plots:", "Diagnosis:", "    ", "step "))
+               or "%" in line for line in output), output

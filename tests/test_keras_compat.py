@@ -331,6 +331,18 @@ def test_text_summary_is_read_by_tensorboard_as_text(tmp_path):
     assert tf.make_ndarray(event.tensor_proto).item().decode() == "**healthy** (step 5)"
 
 
+def test_load_events_reads_scalars_as_tensors_and_drops_a_truncated_record(tmp_path):
+    writer = keras_compat.open_event_writer(str(tmp_path), filename_suffix=".test")
+    writer.add_event(keras_compat.make_event(keras_compat.scalar_summary({"loss": 0.5}), 3, 1.0))
+    writer.close()
+    (path,) = glob.glob(str(tmp_path / "*tfevents*"))
+    with open(path, "ab") as file:
+        file.write(b"\x10\x00\x00")  # a writer killed inside its next record
+    events = [e for e in keras_compat.load_events(path) if e.HasField("summary")]
+    (event,) = events
+    assert event.step == 3 and event.summary.value[0].tensor.float_val[0] == 0.5
+
+
 # tf.data graphs ----------------------------------------------------------------------------------
 
 _identity = tf.autograph.experimental.do_not_convert(lambda x: x)

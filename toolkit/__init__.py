@@ -31,6 +31,9 @@ from toolkit import errors  # noqa: E402
 from toolkit import initializers  # noqa: E402
 from toolkit import layers  # noqa: E402
 from toolkit import models  # noqa: E402
+from toolkit import probes  # noqa: E402
+from toolkit import report  # noqa: E402
+from toolkit import distribute  # noqa: E402
 from toolkit import train  # noqa: E402
 from toolkit.clock import ClockReading, TrainClock  # noqa: E402
 from toolkit.lint import Finding, lint  # noqa: E402
@@ -47,6 +50,9 @@ __all__ = [
     "initializers",
     "layers",
     "models",
+    "probes",
+    "report",
+    "distribute",
     "train",
     "ClockReading",
     "TrainClock",

@@ -230,6 +230,23 @@ def scalar_summary(values: Mapping[str, float]) -> summary_pb2.Summary:
     ])
 
 
+def load_events(path: str) -> list:
+    """Every event of one event file, as TensorBoard's (non-public) `EventFileLoader` reads
+    it: legacy `simple_value` scalars migrated to tensors, a truncated last record dropped."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return list(EventFileLoader(path).Load())
+
+
+def unscaled_loss(loss: Any) -> Any:
+    """A loss from `Model.compute_loss` as Keras logs it: `compute_loss` divides by the number
+    of replicas under a `tf.distribute` strategy (so that summing replicas' gradients averages
+    them); Keras's train step multiplies that back with this private function."""
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    return unscale_loss_for_distribution(loss)
+
+
 def text_summary(tag: str, text: str) -> summary_pb2.Summary:
     """A `Summary` with one Markdown text value for TensorBoard's Text dashboard: the public
     `tensorboard.summary.v1.text_pb`, re-read as TensorBoard's own (non-public) proto class,

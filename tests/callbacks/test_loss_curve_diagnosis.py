@@ -59,6 +59,7 @@ def test_synthetic_shapes():
     (finding,) = diagnose_curve(steps, nan)
     assert (finding.code, finding.step) == ("diverged", 600)
     assert diagnose_curve(steps[:4], fast[:4]) == []  # too few points to judge
+    assert diagnose_curve(np.arange(40), np.linspace(2, 1, 40)) == []  # too few steps
 
 
 def test_evaluation_rules_read_a_persistent_rise_and_a_gap():

@@ -3,6 +3,7 @@
 import contextlib
 import json
 
+import matplotlib.image
 import pytest
 import tensorflow_datasets as tfds
 
@@ -51,3 +52,11 @@ def test_every_shipped_recipe_runs_in_smoke_mode(tmp_path, name):
     assert set(summary["eval"]) == expected
     assert summary["history"]["steps"] == [10, 20]
     assert load_recipe(tmp_path / "run" / "recipe.toml") == recipe
+    # Every run directory gets its plots, and they open as images.
+    assert "plots/loss.png" in summary["plots"]
+    for path in summary["plots"]:
+        image = matplotlib.image.imread(tmp_path / "run" / path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Diagnosis" in report and "![loss](plots/loss.png)" in report
+    assert isinstance(summary["diagnosis"], list)

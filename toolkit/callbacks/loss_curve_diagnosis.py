@@ -11,7 +11,7 @@ from toolkit.callbacks.log_points import LogPoints, optimizer_step
 from toolkit.callbacks.loss_curve_rules import CurveFinding, diagnose_curve
 from toolkit.callbacks.metric_windows import MetricWindows
 from toolkit.callbacks.scalar_writer import ScalarWriter
-from toolkit.keras_compat import text_summary
+from toolkit.keras_compat import text_summary, unscaled_loss
 
 __all__ = ["LossCurveDiagnosis"]
 
@@ -268,5 +268,5 @@ def _batch_loss(model: keras.Model, initial_batch: Any, step: int) -> Optional[f
     finally:
         for variable, value in zip(model.non_trainable_variables, saved):
             variable.assign(value)
-    value = float(keras.ops.convert_to_numpy(loss))
+    value = float(keras.ops.convert_to_numpy(unscaled_loss(loss)))
     return value if np.isfinite(value) else None

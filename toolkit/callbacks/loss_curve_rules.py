@@ -45,6 +45,9 @@ SEVERITIES = ("problem", "note", "ok")
 
 # Too few points cannot show a shape: a healthy run and a stuck one look alike over 3 points.
 MIN_POINTS = 6
+# Nor can too few steps: over a few dozen steps the batch-to-batch noise of the loss (10-30% of
+# its value at batch size 32) is as large as the trend a learning rate leaves.
+MIN_STEPS = 50
 # "The end" and "the early part" of a curve, as fractions of the steps run so far.
 END_FRACTION = 0.2
 EARLY_FRACTION = 0.2
@@ -139,7 +142,8 @@ def diagnose_curve(
 
     Returns:
         The findings, problems first; `[healthy]` when there is none and the curve has enough
-        points; `[]` when it has fewer than `MIN_POINTS` finite points.
+        points; `[]` when it has fewer than `MIN_POINTS` points or spans fewer than `MIN_STEPS`
+        steps (a non-finite loss is reported whatever the length).
 
     Example:
 
@@ -162,7 +166,7 @@ def diagnose_curve(
     bad = _non_finite(steps, losses, eval_steps, eval_losses)
     if bad is not None:
         return [bad]
-    if len(steps) < MIN_POINTS:
+    if len(steps) < MIN_POINTS or steps[-1] - steps[0] < MIN_STEPS:
         return []
     curve = _Curve(steps, losses)
     findings = _learning_rate(curve)

@@ -2,6 +2,7 @@
 
 import argparse
 import textwrap
+from pathlib import Path
 
 from toolkit.commands.common import add_recipe_arguments, load_recipe_from_args
 
@@ -72,4 +73,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"    {finding['action']}")
     print(f"Run directory: {result.run_dir}")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir}")
+    if summary.get("plots"):
+        names = ", ".join(Path(path).name for path in summary["plots"])
+        print(f"Plots: {result.run_dir / 'plots'} ({names})")
     return 0

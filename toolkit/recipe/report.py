@@ -118,9 +118,18 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         dumps_recipe(recipe).rstrip(),
         "```",
         "",
+        *_plot_lines(summary),
         "View the curves with `tensorboard --logdir` on this directory.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _plot_lines(summary: dict) -> list[str]:
+    """The `## Plots` section: the PNGs of `plots/` (`toolkit.report.write_run_plots`)."""
+    if not summary.get("plots"):
+        return []
+    images = [f"![{path.rsplit('/', 1)[-1][:-4]}]({path})" for path in summary["plots"]]
+    return ["## Plots", "", *images, ""]
 
 
 def _diagnosis_lines(summary: dict) -> list[str]:

@@ -225,6 +225,7 @@ def run_recipe(
     import tensorflow as tf
 
     from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
+    from toolkit.report import write_run_plots
     from toolkit.checkpoint.run_lock import RunLock
     from toolkit.train import Logging, fit
 
@@ -273,6 +274,9 @@ def run_recipe(
         summary["diagnosis"] = [finding.to_dict() for finding in diagnosis.findings]
         if recipe.data.check != "off":
             summary["data_check"] = prepared.data_findings
+        # Before summary and report, which name them; the events are complete once fit returned.
+        plots = write_run_plots(run_dir)
+        summary["plots"] = [path.relative_to(run_dir).as_posix() for path in plots]
         write_summary(run_dir, summary)
         write_report(run_dir, recipe, summary, model)
     return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

@@ -28,12 +28,18 @@ def make(name, tmp_path):
     return {
         "Axes": lambda: toolkit.callbacks.Axes(str(tmp_path / "logs"), every_steps=3),
         "Checkpoint": lambda: toolkit.callbacks.Checkpoint(directory, every_steps=5),
+        "GradientNoiseScale": lambda: toolkit.callbacks.GradientNoiseScale(
+            (np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))),
+            log_dir=str(tmp_path / "logs"), batch_size=8, num_batches=2, every_steps=5),
         "IntervalMetrics": lambda: toolkit.callbacks.IntervalMetrics(),
         "LossCurveDiagnosis": lambda: toolkit.callbacks.LossCurveDiagnosis(
             str(tmp_path / "logs"), every_steps=4, warn=False),
         "NanGuard": lambda: toolkit.callbacks.NanGuard(directory, every_steps=5),
         "Preemption": lambda: toolkit.callbacks.Preemption(directory, resume_hint="rerun"),
         "Progress": lambda: toolkit.callbacks.Progress(24, every_steps=6),
+        "Sharpness": lambda: toolkit.callbacks.Sharpness(
+            (np.ones((8, 3), "float32"), np.ones((8, 1), "float32")), every_steps=5,
+            log_dir=str(tmp_path / "logs"), num_iterations=10),
     }[name]()
 
 

@@ -10,6 +10,10 @@ They read values from the device only every `every_steps` steps, never at every 
 - `NanGuard`: rolls back non-finite steps, lowers the learning rate, or explains the divergence.
 - `Preemption`: SIGTERM / Ctrl-C write a checkpoint at the next step boundary, then stop.
 - `IntervalMetrics`: Keras's running metric state survives a checkpoint inside an epoch.
+- `GradientNoiseScale`: the gradient noise scale B_simple (about the critical batch size) every
+  N steps, from probe batches outside the train step.
+- `Sharpness`: the top Hessian eigenvalue of the loss on a probe batch next to 2/lr (edge of
+  stability).
 - `LossCurveDiagnosis`: learning rate too low or too high, plateau, overfitting and
   memorization, read from the loss curves (`toolkit.callbacks.loss_curve_rules`).
 
@@ -29,12 +33,14 @@ Example:
 
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.checkpoint import Checkpoint
+from toolkit.callbacks.gradient_noise_scale import GradientNoiseScale
 from toolkit.callbacks.interval_metrics import IntervalMetrics
 from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
 from toolkit.callbacks.loss_curve_rules import CurveFinding, diagnose_curve
 from toolkit.callbacks.nan_guard import NanGuard
 from toolkit.callbacks.preemption import Preemption
 from toolkit.callbacks.progress import Progress
+from toolkit.callbacks.sharpness import Sharpness
 
 __all__ = [
     "Axes",
@@ -44,6 +50,8 @@ __all__ = [
     "Preemption",
     "IntervalMetrics",
     "LossCurveDiagnosis",
+    "GradientNoiseScale",
+    "Sharpness",
     "CurveFinding",
     "diagnose_curve",
 ]

@@ -59,6 +59,7 @@ class LossCurveDiagnosis(keras.callbacks.Callback):
     Example:
 
     >>> import numpy as np
+    >>> keras.utils.set_random_seed(0)
     >>> x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
     >>> y = (x[:, 0] > 0).astype("int32")
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),

@@ -232,7 +232,9 @@ def _learning_rate(curve: _Curve) -> List[CurveFinding]:
                 "steps": curve.elapsed}
     too_high_action = ("Lower the learning rate 3-10x, or run `toolkit find-lr` to measure the "
                        "largest stable one.")
-    if end > DIVERGED_RATIO * start:
+    # Against the first tenth of the run too: one small first batch can start low by chance.
+    early = float(np.median(curve.losses[curve.steps <= curve.first + 0.1 * curve.elapsed]))
+    if end > DIVERGED_RATIO * max(start, early):
         return [CurveFinding(
             "diverged", curve.last,
             f"The loss ends at {end:.4g}, {end / start:.1f}x the {start:.4g} it started from: "

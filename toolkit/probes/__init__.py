@@ -5,6 +5,8 @@
   `DoctorReport` of findings with stable codes.
 - `find_learning_rate(model, data)`: the learning-rate range test; returns a
   `LearningRateSearch` (the curve, one suggested rate with the rule that chose it, a PNG).
+- `sharpness(model, batch)`: the largest Hessian eigenvalue of the loss on a fixed batch (Lanczos
+  on exact Hessian-vector products); returns a `SharpnessResult`.
 - `ModelSnapshot`: every model and optimizer variable, restored bit for bit after a probe.
 
 Example:
@@ -20,6 +22,8 @@ Example:
 
 from toolkit.probes.doctor import DoctorReport, doctor
 from toolkit.probes.lr_range import LearningRateSearch, find_learning_rate
+from toolkit.probes.sharpness import SharpnessResult, sharpness
 from toolkit.probes.snapshot import ModelSnapshot
 
-__all__ = ["DoctorReport", "LearningRateSearch", "ModelSnapshot", "doctor", "find_learning_rate"]
+__all__ = ["DoctorReport", "LearningRateSearch", "ModelSnapshot", "SharpnessResult", "doctor",
+           "find_learning_rate", "sharpness"]

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.callbacks.log_points import LogPoints, optimizer_step
+from toolkit.callbacks.periodic_probe import PeriodicProbe
 from toolkit.callbacks.scalar_writer import ScalarWriter
 from toolkit.keras_compat import unscaled_loss
 
@@ -66,7 +67,7 @@ def noise_scale_estimates(small_norm_squared: float, big_norm_squared: float,
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class GradientNoiseScale(keras.callbacks.Callback):
+class GradientNoiseScale(PeriodicProbe):
     """Estimates the gradient noise scale B_simple every `every_steps` optimizer steps.
 
     Use it to answer "which batch size?" with a measurement: B_simple ≈ the critical batch
@@ -224,26 +225,6 @@ class GradientNoiseScale(keras.callbacks.Callback):
         if getattr(self, "_traced_for", None) is not self.model:  # Trace once per model.
             self._norms = tf.function(self._norms_of, autograph=False)
             self._traced_for = self.model
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._points.epoch_begin(optimizer_step(self.model))
-
-    # Not on_train_batch_end: overriding it makes Keras convert the logs at every step.
-    def on_train_batch_begin(self, batch, logs=None):
-        step = self._points.due(self.model, batch)
-        if step is not None:
-            self.probe(step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        # The steps of an epoch's last execution have no batch begin after them.
-        step = self._points.due_at_epoch_end(self.model)
-        if step is not None:
-            self.probe(step)
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     # Probing ------------------------------------------------------------------------------------
 

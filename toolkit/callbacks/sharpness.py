@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from toolkit.callbacks.log_points import LogPoints, optimizer_step
+from toolkit.callbacks.periodic_probe import PeriodicProbe
 from toolkit.callbacks.scalar_writer import ScalarWriter
 from toolkit.probes.sharpness import (DEFAULT_NUM_ITERATIONS, DEFAULT_TOLERANCE,
                                       HessianVectorProduct, SharpnessResult, sharpness,
@@ -23,7 +24,7 @@ DEFAULT_EVERY_STEPS = 1000
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class Sharpness(keras.callbacks.Callback):
+class Sharpness(PeriodicProbe):
     """Logs the top Hessian eigenvalue λ of the loss on a fixed batch every `every_steps` steps.
 
     Use it to see sharpness (Keskar et al., SEEDS S1.2: large batches end in sharper minima)
@@ -140,26 +141,6 @@ class Sharpness(keras.callbacks.Callback):
         # A new model, or layers frozen or unfrozen since the last fit: trace a new product.
         if self._product is not None and not self._product.matches(self.model):
             self._product = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._points.epoch_begin(optimizer_step(self.model))
-
-    # Not on_train_batch_end: overriding it makes Keras convert the logs at every step.
-    def on_train_batch_begin(self, batch, logs=None):
-        step = self._points.due(self.model, batch)
-        if step is not None:
-            self.probe(step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        # The steps of an epoch's last execution have no batch begin after them.
-        step = self._points.due_at_epoch_end(self.model)
-        if step is not None:
-            self.probe(step)
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     # Probing ------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 from toolkit.callbacks.log_points import LogPoints, optimizer_step
 from toolkit.callbacks.periodic_probe import PeriodicProbe
 from toolkit.callbacks.scalar_writer import ScalarWriter
+from toolkit.callbacks.training_pass import non_trainable_kept
 from toolkit.keras_compat import unscaled_loss
 
 __all__ = ["GradientNoiseScale", "noise_scale_estimates"]
@@ -239,13 +240,8 @@ class GradientNoiseScale(PeriodicProbe):
         """
         batch, small = self._draw(step)
         model = self.model
-        # Training-mode passes move batch-norm statistics and dropout seeds: put them back.
-        saved = [np.array(keras.ops.convert_to_numpy(v)) for v in model.non_trainable_variables]
-        try:
+        with non_trainable_kept(model):  # training-mode passes: batch norm, dropout seeds
             small_sq, big_sq = self._norms(*batch)
-        finally:
-            for variable, value in zip(model.non_trainable_variables, saved):
-                variable.assign(value)
         estimates = noise_scale_estimates(float(small_sq), float(big_sq), small,
                                           small * self.num_batches)
         self._count += 1

@@ -11,6 +11,7 @@ from toolkit.callbacks.log_points import LogPoints, optimizer_step
 from toolkit.callbacks.loss_curve_rules import CurveFinding, diagnose_curve
 from toolkit.callbacks.metric_windows import MetricWindows
 from toolkit.callbacks.scalar_writer import ScalarWriter
+from toolkit.callbacks.training_pass import non_trainable_kept
 from toolkit.keras_compat import text_summary, unscaled_loss
 
 __all__ = ["LossCurveDiagnosis"]
@@ -261,13 +262,8 @@ def _batch_loss(model: keras.Model, initial_batch: Any, step: int) -> Optional[f
     """The training-mode loss of the batch before any update; the model's state is untouched."""
     batch = initial_batch(step) if callable(initial_batch) else initial_batch
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-    # A training-mode forward pass moves batch-norm statistics and dropout seeds: put them back.
-    saved = [np.array(keras.ops.convert_to_numpy(v)) for v in model.non_trainable_variables]
-    try:
+    with non_trainable_kept(model):  # a training-mode pass: batch norm, dropout seeds
         y_pred = model(x, training=True)
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
-    finally:
-        for variable, value in zip(model.non_trainable_variables, saved):
-            variable.assign(value)
     value = float(keras.ops.convert_to_numpy(unscaled_loss(loss)))
     return value if np.isfinite(value) else None

@@ -19,7 +19,7 @@ def _keys_epilog() -> str:
         lines.append(f"  {info.key} = {format_value(info.default)}")
         lines += textwrap.wrap(info.help, width=90, initial_indent=" " * 6,
                                subsequent_indent=" " * 6)
-    lines.append("  [callbacks], [tune]: reserved tables, no keys yet.")
+    lines.append("  [callbacks]: reserved table, no keys yet. [tune]: see toolkit tune --help.")
     return "\n".join(lines)
 
 
@@ -67,6 +67,9 @@ def _train(args: argparse.Namespace) -> int:
     metrics = ", ".join(f"{key} {value:.4g}" for key, value in summary["eval"].items())
     print(f"Finished {recipe.name!r} at step {summary['steps']} "
           f"({summary['examples_seen']} examples, {summary['wall_seconds']:.1f} s).")
+    if summary.get("validation"):
+        held_out = ", ".join(f"{key} {value:.4g}" for key, value in summary["validation"].items())
+        print(f"Validation metrics: {held_out}")
     print(f"Test metrics: {metrics}")
     for finding in summary.get("diagnosis", []):
         print(f"Diagnosis: {finding['code']} (step {finding['step']}): {finding['message']}")

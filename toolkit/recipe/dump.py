@@ -24,7 +24,7 @@ from typing import Any
 import tomli_w
 
 from toolkit import atomic_write
-from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SourceConfig
+from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SearchDimension, SourceConfig
 
 __all__ = ["dumps_recipe", "format_value", "write_recipe"]
 
@@ -93,6 +93,9 @@ def _table(config: Any) -> dict:
             # No sources: no `[data.sources.<head>]` table, rather than an empty `[data.sources]`.
             if value:
                 table[field.name] = {s.head: {"name": s.name, "weight": s.weight} for s in value}
+        elif field.type == tuple[SearchDimension, ...]:
+            if value:
+                table[field.name] = {d.key: _dimension_table(d) for d in value}
         else:
             table[field.name] = _toml_value(value)
     return table
@@ -104,6 +107,17 @@ def _toml_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_toml_value(item) for item in value]
     return value
+
+
+def _dimension_table(dimension: SearchDimension) -> dict:
+    if dimension.choices:
+        return {"choices": [_toml_value(choice) for choice in dimension.choices]}
+    table = {"min": dimension.min_value, "max": dimension.max_value}
+    if dimension.sampling != "linear":
+        table["sampling"] = dimension.sampling
+    if dimension.step is not None:
+        table["step"] = dimension.step
+    return table
 
 
 def _augment_table(step: AugmentStep) -> dict:

@@ -65,6 +65,8 @@ class RecipeInputs:
         eval_data: `(x_test, y_test)` arrays, or a finite batched `tf.data.Dataset` with per-head
             weights for several heads.
         dataset_size: Training examples (for epoch-equivalents), `None` for a growing directory.
+        validation_data: `(x, y)` held out from the training arrays by `data.validation_examples`,
+            or `None`. Defaults to `None`.
 
     Example:
 
@@ -77,18 +79,25 @@ class RecipeInputs:
     train: Any
     eval_data: Any
     dataset_size: Optional[int]
+    validation_data: Optional[tuple] = None
+
+    @property
+    def monitored_data(self) -> Any:
+        """What training evaluates on: the validation split if there is one, else the test split."""
+        return self.validation_data if self.validation_data is not None else self.eval_data
 
     @property
     def multi_head(self) -> bool:
         """Whether the recipe has `[data.sources.<head>]` tables (a model with named outputs)."""
         return bool(self.heads) and "" not in self.heads
 
-    def evaluate(self, model: Any, batch_size: int) -> dict:
-        """Evaluates `model` on the test split(s); returns Keras's metric dict."""
-        if isinstance(self.eval_data, tuple):
-            x, y = self.eval_data
+    def evaluate(self, model: Any, batch_size: int, split: str = "test") -> dict:
+        """Evaluates `model` on the test split(s) or on `"validation"`; returns Keras's metrics."""
+        data = self.validation_data if split == "validation" else self.eval_data
+        if isinstance(data, tuple):
+            x, y = data
             return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-        return model.evaluate(self.eval_data, verbose=0, return_dict=True)
+        return model.evaluate(data, verbose=0, return_dict=True)
 
 
 def build_inputs(recipe: Recipe, run_dir: Optional[os.PathLike]) -> RecipeInputs:
@@ -118,14 +127,48 @@ def build_inputs(recipe: Recipe, run_dir: Optional[os.PathLike]) -> RecipeInputs
     config = recipe.data
     _check_keys(config)
     if config.sources:
+        if config.validation_examples:
+            raise RecipeError(
+                "`data.validation_examples` is not supported with [data.sources] tables yet. "
+                "Remove it, or train one dataset at a time."
+            )
         return _mixed(config)
     data, train = _load(config.name, config)
     if config.shards_dir:
         data, train = _shards(config, data, run_dir)
+    validation = None
+    if config.validation_examples:
+        data, validation = _hold_out(data, config, in_memory=train is None)
     if train is None:
         train = _array_source(data)
     return RecipeInputs(name=data.name, heads={"": data}, train=train,
-                        eval_data=(data.x_test, data.y_test), dataset_size=train.num_examples)
+                        eval_data=(data.x_test, data.y_test), dataset_size=train.num_examples,
+                        validation_data=validation)
+
+
+def _hold_out(data: Any, config: DataConfig, in_memory: bool) -> tuple:
+    """Splits `data.validation_examples` off the training arrays: `(data, (x_val, y_val))`.
+
+    The permutation is seeded by `data.seed` alone, so every trial of a search and every seed
+    of `train.seed` holds out the same examples.
+    """
+    count, total = config.validation_examples, len(data.x_train)
+    if not in_memory or config.shards_dir:
+        raise RecipeError(
+            "`data.validation_examples` needs the training set in memory, but this recipe reads "
+            "it by random access or from `data.shards_dir`. For TFDS, hold out a slice instead: "
+            'data.split = "train[:90%]" and data.eval_split = "train[90%:]".'
+        )
+    if count >= total:
+        raise RecipeError(
+            f"`data.validation_examples` = {count} holds out every training example (there are "
+            f"{total}). Use fewer, e.g. {max(1, total // 10)}."
+        )
+    order = np.random.default_rng(config.seed).permutation(total)
+    kept, held = np.sort(order[count:]), np.sort(order[:count])
+    validation = (data.x_train[held], data.y_train[held])
+    data = dataclasses.replace(data, x_train=data.x_train[kept], y_train=data.y_train[kept])
+    return data, validation
 
 
 def _check_keys(config: DataConfig) -> None:

@@ -25,15 +25,19 @@ from typing import Any, Iterable
 from toolkit.errors import RecipeError
 from toolkit.recipe.augmentations import parse_augment
 from toolkit.recipe.dump import format_value
-from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SourceConfig
+from toolkit.recipe.schema import TABLES, AugmentStep, Recipe, SearchDimension, SourceConfig
 from toolkit.recipe.source_tables import parse_sources
+from toolkit.recipe.space_tables import check_candidates, parse_space
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, packaged as `tomli`.
     import tomli as tomllib
 
-__all__ = ["load_recipe", "parse_override", "recipe_from_dict", "resolve_recipe", "shipped_recipes"]
+__all__ = [
+    "coerce_value", "load_recipe", "parse_override", "recipe_from_dict", "resolve_recipe",
+    "shipped_recipes",
+]
 
 DEFAULT_RECIPE = "mnist1d_cnn"
 _TOP_LEVEL = ("name",) + tuple(TABLES)
@@ -248,7 +252,34 @@ def recipe_from_dict(raw: dict, source: str = "recipe", origins: dict | None = N
             **{key: _coerce(f"{table}.{key}", fields[key], v, origins.get(f"{table}.{key}", source))
                for key, v in values.items()}
         )
-    return Recipe(name=name, **tables)
+    recipe = Recipe(name=name, **tables)
+    check_candidates(recipe, recipe.tune.space, origins.get("tune.space", source))
+    return recipe
+
+
+def coerce_value(key: str, field: dataclasses.Field, value: Any, source: str) -> Any:
+    """Checks one value of `table.key` against its schema field; returns it normalized.
+
+    Args:
+        key: The key, `table.key`.
+        field: Its `dataclasses.Field` in `toolkit.recipe.schema`.
+        value: The value, as TOML gives it (lists as lists).
+        source: Where the value came from, for messages.
+
+    Returns:
+        The value as the `Recipe` holds it (lists as tuples, numbers as floats where declared).
+
+    Raises:
+        RecipeError: For a value of the wrong type, outside the choices or below the minimum.
+
+    Example:
+
+    >>> from toolkit.recipe.schema import TrainConfig
+    >>> field = dataclasses.fields(TrainConfig)[0]
+    >>> coerce_value("train.steps", field, 10, "demo")
+    10
+    """
+    return _coerce(key, field, value, source)
 
 
 def _type_name(annotation: Any) -> str:
@@ -272,6 +303,8 @@ def _coerce(key: str, field: dataclasses.Field, value: Any, source: str) -> Any:
         return parse_augment(value, key, source)
     if annotation == tuple[SourceConfig, ...]:
         return parse_sources(value, key, source)
+    if annotation == tuple[SearchDimension, ...]:
+        return parse_space(value, key, source)
     ok = {
         bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),

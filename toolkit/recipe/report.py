@@ -106,6 +106,7 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "| --- | --- |",
         *[f"| {name} | {value:.6g} |" for name, value in summary["eval"].items()],
         "",
+        *_validation_lines(summary),
         *_diagnosis_lines(summary),
         *_data_check_lines(summary),
         "## Conventions check (toolkit.lint)",
@@ -122,6 +123,23 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "View the curves with `tensorboard --logdir` on this directory.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _validation_lines(summary: dict) -> list[str]:
+    """The held-out validation split's final metrics (`data.validation_examples`), if any."""
+    if not summary.get("validation"):
+        return []
+    count = summary.get("validation_examples", "?")
+    return [
+        f"## Final evaluation (validation split: {count} held-out training examples)",
+        "",
+        "Training evaluated on this split; the test split above was evaluated once, at the end.",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        *[f"| {name} | {value:.6g} |" for name, value in summary["validation"].items()],
+        "",
+    ]
 
 
 def _plot_lines(summary: dict) -> list[str]:

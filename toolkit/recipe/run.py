@@ -26,7 +26,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Optional
 
 from toolkit import atomic_write
 from toolkit.errors import RecipeError
@@ -40,7 +40,7 @@ __all__ = ["RunResult", "default_run_dir", "run_recipe", "smoke_recipe"]
 
 # --smoke budgets: enough steps for two evaluations and a few log points, on a data sample.
 _SMOKE_STEPS, _SMOKE_EVAL_EVERY, _SMOKE_LOG_EVERY = 20, 10, 5
-_SMOKE_TRAIN_EXAMPLES, _SMOKE_EVAL_EXAMPLES = 256, 128
+_SMOKE_TRAIN_EXAMPLES, _SMOKE_EVAL_EXAMPLES, _SMOKE_VALIDATION_EXAMPLES = 256, 128, 64
 # A continued run may only change its budget and how often it checkpoints.
 _RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every_steps")
 # Left in a run directory while `--fresh` empties it: a crash then still lets `--fresh` finish.
@@ -95,6 +95,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         recipe.data,
         max_train_examples=cap(recipe.data.max_train_examples, _SMOKE_TRAIN_EXAMPLES),
         max_eval_examples=cap(recipe.data.max_eval_examples, _SMOKE_EVAL_EXAMPLES),
+        validation_examples=min(recipe.data.validation_examples, _SMOKE_VALIDATION_EXAMPLES),
     )
     train = dataclasses.replace(
         recipe.train,
@@ -171,15 +172,10 @@ def _prepare_run_dir(run_dir: Path, recipe: Recipe, fresh: bool) -> None:
 
 
 def _hparams(recipe: Recipe) -> dict:
-    """The recipe as flat `table.key` hyperparameters for TensorBoard (lists as text)."""
-    values = {"recipe": recipe.name}
-    for table in TABLES:
-        config = getattr(recipe, table)
-        for field in dataclasses.fields(config):
-            value = getattr(config, field.name)
-            is_list = isinstance(value, tuple)
-            values[f"{table}.{field.name}"] = str(list(value)) if is_list else value
-    return values
+    """The run's HParams columns: a short set, not every key (`toolkit.report.hparams`)."""
+    from toolkit.report.hparams import recipe_hparams
+
+    return recipe_hparams(recipe)
 
 
 def _save_model(model: Any, path: Path) -> None:
@@ -190,7 +186,7 @@ def _save_model(model: Any, path: Path) -> None:
 
 def run_recipe(
     recipe: Recipe, run_dir: str | os.PathLike | None = None, *, fresh: bool = False,
-    verbose: Any = "auto", wait_seconds: float = 0.0,
+    verbose: Any = "auto", wait_seconds: float = 0.0, hparams: Optional[Mapping[str, Any]] = None,
 ) -> RunResult:
     """Trains a recipe into a run directory and evaluates it on the test split.
 
@@ -203,6 +199,8 @@ def run_recipe(
             step budget). Defaults to `"auto"`.
         wait_seconds: How long to wait for another process training in `run_dir` to finish.
             Defaults to `0.0` (raise `RunDirectoryInUse` at once).
+        hparams: The hyperparameters TensorBoard's HParams plugin shows for this run (a search
+            passes its trial's tuned keys). Defaults to `None` (a short set from the recipe).
 
     Returns:
         A `RunResult`.
@@ -246,17 +244,18 @@ def run_recipe(
         logging = Logging(
             every_steps=recipe.train.log_every_steps or None,
             checkpoint_every_steps=recipe.train.checkpoint_every_steps or None,
-            hparams=_hparams(recipe),
+            hparams=hparams if hparams is not None else _hparams(recipe),
         )
         # The run's own diagnosis (the CLI prints it and the report holds it: no warnings).
         diagnosis = LossCurveDiagnosis(
             os.fspath(run_dir), every_steps=recipe.train.log_every_steps or None, warn=False)
         history = fit(
-            model, train_data, steps=recipe.train.steps, eval_data=inputs.eval_data,
+            model, train_data, steps=recipe.train.steps, eval_data=inputs.monitored_data,
             eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, logging=logging,
             callbacks=[diagnosis], verbose=verbose,
         )
-        metrics = inputs.evaluate(model, batch_size=max(recipe.data.batch_size, 256))
+        eval_batch = max(recipe.data.batch_size, 256)
+        metrics = inputs.evaluate(model, batch_size=eval_batch)
         _save_model(model, run_dir / "model.keras")
         examples = history.examples_seen[-1] if history.steps else 0
         summary = {
@@ -271,6 +270,10 @@ def run_recipe(
             "history": {"steps": list(history.steps), **{
                 key: [float(v) for v in values] for key, values in history.history.items()}},
         }
+        if inputs.validation_data is not None:
+            validation = inputs.evaluate(model, batch_size=eval_batch, split="validation")
+            summary["validation"] = {key: float(value) for key, value in validation.items()}
+            summary["validation_examples"] = len(inputs.validation_data[1])
         summary["diagnosis"] = [finding.to_dict() for finding in diagnosis.findings]
         if recipe.data.check != "off":
             summary["data_check"] = prepared.data_findings

@@ -1,15 +1,16 @@
 """The recipe schema: every key a recipe may hold, its type, default and one-line help.
 
 A recipe is a tree of frozen dataclasses, one per TOML table: `[data]`, `[model]`, `[optimizer]`,
-`[train]`, and the reserved `[callbacks]` and `[tune]`. Each field is declared with `setting()`,
-which records its help text and, where it applies, its allowed choices and lower bound; the loader
-(`toolkit.recipe.load`) and the `toolkit train --help` key list read them from here, so this module
-is the single place that defines the recipe language.
+`[train]`, `[tune]` (the search of `toolkit tune`) and the reserved `[callbacks]`. Each field is
+declared with `setting()`, which records its help text and, where it applies, its allowed choices
+and lower bound; the loader (`toolkit.recipe.load`) and the `toolkit train --help` key list read
+them from here, so this module is the single place that defines the recipe language.
 
 TOML has no null, so an integer `0` or an empty string means "derive it" or "off" where the help
-says so (for example `model.num_outputs = 0` takes the number of classes from the data). Two keys
-hold nested values: `data.augment`, a list of `AugmentStep` tables, and `data.sources`, one
-`SourceConfig` per `[data.sources.<head>]` table.
+says so (for example `model.num_outputs = 0` takes the number of classes from the data). Three
+keys hold nested values: `data.augment`, a list of `AugmentStep` tables, `data.sources`, one
+`SourceConfig` per `[data.sources.<head>]` table, and `tune.space`, one `SearchDimension` per
+`[tune.space]` entry.
 
 Example:
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "Recipe",
+    "SearchDimension",
     "SourceConfig",
     "TABLES",
     "TrainConfig",
@@ -128,6 +130,9 @@ class DataConfig:
             split of digits; `0` gives the standard data.
         max_train_examples: Use only the first N training examples; `0` uses all.
         max_eval_examples: Evaluate on only the first N test examples; `0` uses all.
+        validation_examples: Hold out N training examples, drawn by a permutation seeded with
+            `seed`, and evaluate on them during training instead of on the test split (which is
+            then evaluated once, at the end); `0` evaluates on the test split.
         split, eval_split, data_dir, in_memory, download: Where a TFDS dataset
             (`name = "tfds:mnist"`) is read from; see `toolkit.data.tfds_source`.
         augment: `AugmentStep`s applied in order to every training batch (endless random
@@ -164,6 +169,13 @@ class DataConfig:
     )
     max_eval_examples: int = setting(
         0, "Evaluate on only the first N test examples; 0 uses them all.", minimum=0
+    )
+    validation_examples: int = setting(
+        0,
+        "Hold out N training examples (seeded by data.seed) to evaluate on during training; "
+        "the test split is then evaluated once, at the end. 0: evaluate on the test split. "
+        "Searches (toolkit tune) select on this split.",
+        minimum=0,
     )
     split: str = setting("train", 'TFDS (name = "tfds:NAME"): training split, e.g. "train[:90%]".')
     eval_split: str = setting(
@@ -337,18 +349,120 @@ class CallbacksConfig:
     """
 
 
-@dataclasses.dataclass(frozen=True)
-class TuneConfig:
-    """The `[tune]` table, reserved: it takes no keys yet.
+@dataclasses.dataclass(frozen=True, repr=False)
+class SearchDimension:
+    """One entry of `[tune.space]`: a recipe key and the values a search tries for it.
 
-    `toolkit tune` will read its search space from here; until then any key in it is reported as
-    unknown.
+    In TOML, the key is quoted and the value is an inline table:
+    `"optimizer.learning_rate" = {min = 1e-4, max = 1e-2, sampling = "log"}` (a float range),
+    `"model.kernel_size" = {min = 3, max = 7, step = 2}` (integers when both bounds are),
+    `"model.filters" = {choices = [[32, 32], [64, 64]]}` (any values of the key's type) or
+    `"train.deterministic" = {choices = [true, false]}` (a boolean). `toolkit.recipe.space_tables`
+    parses them; `toolkit.tune` turns them into KerasTuner hyperparameters.
+
+    Args:
+        key: The recipe key, `table.key`.
+        choices: The values to choose from; empty for a range. Defaults to `()`.
+        min_value: Lower bound of a range. Defaults to `None`.
+        max_value: Upper bound of a range. Defaults to `None`.
+        sampling: `"linear"`, `"log"` or `"reverse_log"`, for a range. Defaults to `"linear"`.
+        step: Spacing of an integer range (or of a float grid). Defaults to `None`.
 
     Example:
 
-    >>> TuneConfig()
-    TuneConfig()
+    >>> SearchDimension("optimizer.learning_rate", min_value=1e-4, max_value=1e-2,
+    ...                 sampling="log")
+    optimizer.learning_rate in [0.0001, 0.01] (log)
     """
+
+    key: str
+    choices: tuple = ()
+    min_value: Any = None
+    max_value: Any = None
+    sampling: str = "linear"
+    step: Any = None
+
+    @property
+    def kind(self) -> str:
+        """`"bool"`, `"choice"`, `"int"` or `"float"`."""
+        if self.choices:
+            is_bool = set(self.choices) == {True, False} and all(
+                isinstance(c, bool) for c in self.choices)
+            return "bool" if is_bool else "choice"
+        integers = all(isinstance(v, int) and not isinstance(v, bool)
+                       for v in (self.min_value, self.max_value))
+        return "int" if integers else "float"
+
+    def __repr__(self) -> str:
+        if self.choices:
+            return f"{self.key} in {list(self.choices)!r}"
+        step = f", step {self.step!r}" if self.step is not None else ""
+        return f"{self.key} in [{self.min_value!r}, {self.max_value!r}] ({self.sampling}{step})"
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """The `[tune]` table: the search `toolkit tune` runs over the rest of the recipe.
+
+    Every trial is a full run of the recipe with the `[tune.space]` values applied, in its own
+    run directory under the search directory; budgets are optimizer steps.
+
+    Args:
+        tuner: KerasTuner's oracle: `"hyperband"`, `"random"` or `"bayesian"`.
+        objective: What trials are ranked by: `val_<metric>` on the validation split
+            (`data.validation_examples`), e.g. `"val_accuracy"`.
+        direction: `"max"`, `"min"`, or `"auto"` (min for losses and errors, else max).
+        max_trials: Trials of a random or Bayesian search; for Hyperband, a cap (`0`: none).
+        max_steps: Optimizer steps of a full trial; `0` takes `train.steps`.
+        min_steps: Hyperband: steps of the shortest trials; `0` takes `max_steps / factor**2`.
+        factor: Hyperband: the budget grows, and the trials shrink, by this factor per round.
+        hyperband_iterations: Hyperband: how many times to run all of its brackets.
+        seed: Seed of the oracle's choices.
+        space: `SearchDimension`s, one per `[tune.space]` entry.
+
+    Example:
+
+    >>> TuneConfig().tuner, TuneConfig().objective
+    ('hyperband', 'val_accuracy')
+    """
+
+    tuner: str = setting(
+        "hyperband",
+        "KerasTuner oracle: hyperband (step budgets; promoted trials continue from their "
+        "parent's checkpoint), random or bayesian.",
+        choices=("hyperband", "random", "bayesian"),
+    )
+    objective: str = setting(
+        "val_accuracy",
+        "Trial ranking: val_<metric> on the held-out validation split (data.validation_examples), "
+        "e.g. val_accuracy or val_loss.",
+    )
+    direction: str = setting(
+        "auto", "max, min, or auto (min for losses and errors, max otherwise).",
+        choices=("auto", "max", "min"),
+    )
+    max_trials: int = setting(
+        10, "Trials of a random or bayesian search; a cap for hyperband (0: no cap).", minimum=0
+    )
+    max_steps: int = setting(
+        0, "Optimizer steps of a full trial; 0 takes train.steps.", minimum=0
+    )
+    min_steps: int = setting(
+        0, "hyperband: optimizer steps of the shortest trials; 0 takes max_steps / factor^2.",
+        minimum=0,
+    )
+    factor: int = setting(
+        3, "hyperband: budget growth and trial reduction per round.", minimum=2
+    )
+    hyperband_iterations: int = setting(
+        1, "hyperband: how many times to run all of its brackets.", minimum=1
+    )
+    seed: int = setting(1, "Seed of the oracle's choices.", minimum=1)
+    space: tuple[SearchDimension, ...] = setting(
+        (),
+        '[tune.space] entries: "table.key" = {min = ..., max = ..., sampling = "log"} (a range; '
+        "integers when both bounds are, step optional) or {choices = [...]}.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,7 +478,7 @@ class Recipe:
         optimizer: The `[optimizer]` table.
         train: The `[train]` table.
         callbacks: The reserved `[callbacks]` table.
-        tune: The reserved `[tune]` table.
+        tune: The `[tune]` table, read by `toolkit tune` only.
 
     Example:
 

@@ -35,6 +35,7 @@ from toolkit import probes  # noqa: E402
 from toolkit import report  # noqa: E402
 from toolkit import distribute  # noqa: E402
 from toolkit import train  # noqa: E402
+from toolkit import tune  # noqa: E402
 from toolkit.clock import ClockReading, TrainClock  # noqa: E402
 from toolkit.lint import Finding, lint  # noqa: E402
 from toolkit.checkpoint import restore  # noqa: E402
@@ -54,6 +55,7 @@ __all__ = [
     "report",
     "distribute",
     "train",
+    "tune",
     "ClockReading",
     "TrainClock",
     "Finding",

@@ -1,4 +1,4 @@
-"""The `toolkit` command: `toolkit train|find-lr|doctor [RECIPE] [--set KEY=VALUE]...`.
+"""The `toolkit` command: `toolkit train|tune|find-lr|doctor [RECIPE] [--set KEY=VALUE]...`, `compare`.
 
 The command parses arguments and delegates to `toolkit.recipe` and `toolkit.probes` through one
 module per subcommand (`toolkit.commands`); it holds no training logic. A user
@@ -26,7 +26,7 @@ EXIT_USER_ERROR = 2
 
 
 # One module per subcommand (`toolkit.commands.<name>.add`), in `toolkit --help` order.
-_COMMANDS = ("train", "find_lr", "doctor")
+_COMMANDS = ("train", "tune", "find_lr", "doctor", "compare")
 
 
 def _parser() -> argparse.ArgumentParser:

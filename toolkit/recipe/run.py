@@ -36,7 +36,7 @@ from toolkit.recipe.prepare import prepare_recipe
 from toolkit.recipe.report import write_report, write_summary
 from toolkit.recipe.schema import TABLES, Recipe
 
-__all__ = ["RunResult", "default_run_dir", "run_recipe", "smoke_recipe"]
+__all__ = ["RunResult", "default_run_dir", "final_metrics", "run_recipe", "smoke_recipe"]
 
 # --smoke budgets: enough steps for two evaluations and a few log points, on a data sample.
 _SMOKE_STEPS, _SMOKE_EVAL_EVERY, _SMOKE_LOG_EVERY = 20, 10, 5
@@ -178,6 +178,26 @@ def _hparams(recipe: Recipe) -> dict:
     return recipe_hparams(recipe)
 
 
+def final_metrics(summary: Mapping[str, Any]) -> dict:
+    """A run's final results as HParams metrics: `test_<metric>` and `validation_<metric>`.
+
+    Args:
+        summary: The run's summary (`summary.json`).
+
+    Returns:
+        Metric name -> value.
+
+    Example:
+
+    >>> final_metrics({"eval": {"accuracy": 0.9}, "validation": {"accuracy": 0.92}})
+    {'test_accuracy': 0.9, 'validation_accuracy': 0.92}
+    """
+    final = {f"test_{key}": value for key, value in summary["eval"].items()}
+    final.update({f"validation_{key}": value
+                  for key, value in summary.get("validation", {}).items()})
+    return final
+
+
 def _save_model(model: Any, path: Path) -> None:
     """Saves `model.keras` atomically and durably (`toolkit.atomic_write`; the temp keeps `.keras`)."""
     with atomic_write.temporary_path(path) as temporary:
@@ -187,6 +207,7 @@ def _save_model(model: Any, path: Path) -> None:
 def run_recipe(
     recipe: Recipe, run_dir: str | os.PathLike | None = None, *, fresh: bool = False,
     verbose: Any = "auto", wait_seconds: float = 0.0, hparams: Optional[Mapping[str, Any]] = None,
+    plots: bool = True,
 ) -> RunResult:
     """Trains a recipe into a run directory and evaluates it on the test split.
 
@@ -201,6 +222,8 @@ def run_recipe(
             Defaults to `0.0` (raise `RunDirectoryInUse` at once).
         hparams: The hyperparameters TensorBoard's HParams plugin shows for this run (a search
             passes its trial's tuned keys). Defaults to `None` (a short set from the recipe).
+        plots: Draw `plots/` (about a second per figure on a small CPU; a search skips them).
+            Defaults to `True`.
 
     Returns:
         A `RunResult`.
@@ -224,6 +247,7 @@ def run_recipe(
 
     from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
     from toolkit.report import write_run_plots
+    from toolkit.report.hparams import write_run_experiment
     from toolkit.checkpoint.run_lock import RunLock
     from toolkit.train import Logging, fit
 
@@ -277,9 +301,11 @@ def run_recipe(
         summary["diagnosis"] = [finding.to_dict() for finding in diagnosis.findings]
         if recipe.data.check != "off":
             summary["data_check"] = prepared.data_findings
+        if hparams is None:  # A search trial's experiment is the search's, declared by it.
+            write_run_experiment(run_dir, recipe, final_metrics(summary), summary["steps"])
         # Before summary and report, which name them; the events are complete once fit returned.
-        plots = write_run_plots(run_dir)
-        summary["plots"] = [path.relative_to(run_dir).as_posix() for path in plots]
+        drawn = write_run_plots(run_dir) if plots else []
+        summary["plots"] = [path.relative_to(run_dir).as_posix() for path in drawn]
         write_summary(run_dir, summary)
         write_report(run_dir, recipe, summary, model)
     return RunResult(run_dir=run_dir, recipe=recipe, model=model, summary=summary)

@@ -412,7 +412,8 @@ class TuneConfig:
         objective: What trials are ranked by: `val_<metric>` on the validation split
             (`data.validation_examples`), e.g. `"val_accuracy"`.
         direction: `"max"`, `"min"`, or `"auto"` (min for losses and errors, else max).
-        max_trials: Trials of a random or Bayesian search; for Hyperband, a cap (`0`: none).
+        max_trials: Trials of a random or Bayesian search (`0`: 10); for Hyperband, a cap
+            (`0`: none, as many trials as its brackets hold).
         max_steps: Optimizer steps of a full trial; `0` takes `train.steps`.
         min_steps: Hyperband: steps of the shortest trials; `0` takes `max_steps / factor**2`.
         factor: Hyperband: the budget grows, and the trials shrink, by this factor per round.
@@ -442,7 +443,8 @@ class TuneConfig:
         choices=("auto", "max", "min"),
     )
     max_trials: int = setting(
-        10, "Trials of a random or bayesian search; a cap for hyperband (0: no cap).", minimum=0
+        0, "Trials of a random or bayesian search (0: 10); a cap for hyperband (0: none, "
+        "as many as its brackets hold).", minimum=0
     )
     max_steps: int = setting(
         0, "Optimizer steps of a full trial; 0 takes train.steps.", minimum=0

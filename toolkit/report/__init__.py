@@ -4,8 +4,12 @@ A run directory written by `toolkit.fit(run_dir=...)` or `toolkit train` is a Te
 `read_run` reads its events with TensorBoard's own reader and places every point on the four axes
 of a loss curve (optimizer steps, examples seen, training wall time, epoch-equivalents), across
 resumed runs. `write_run_plots` draws the run's loss, metrics and learning rate into `plots/`;
-`plot_runs` overlays several runs to compare them. The figures are drawn with matplotlib's Agg
-canvas directly, so no GUI backend is needed and pyplot's state is left alone.
+`plot_runs` overlays several runs to compare them, and `compare_runs` (`toolkit compare`) puts
+runs side by side in a table and one figure per axis. `toolkit.report.hparams` declares
+TensorBoard HParams experiments whose columns are the hyperparameters that matter and the final
+results; `read_hparams` reads them back through TensorBoard's own HParams plugin. The figures
+are drawn with matplotlib's Agg canvas directly, so no GUI backend is needed and pyplot's state
+is left alone.
 
 Example, end to end:
 
@@ -28,7 +32,30 @@ Example, end to end:
 ['loss.png', 'metrics.png', 'learning_rate.png']
 """
 
+from toolkit.report.compare import Comparison, compare_runs, find_run_dirs
 from toolkit.report.events import RunScalars, Series, read_run
+from toolkit.report.hparams import (
+    recipe_hparams,
+    write_experiment,
+    write_final_metrics,
+    write_run_experiment,
+)
+from toolkit.report.hparams_view import HParamsView, read_hparams
 from toolkit.report.plots import plot_runs, write_run_plots
 
-__all__ = ["RunScalars", "Series", "plot_runs", "read_run", "write_run_plots"]
+__all__ = [
+    "Comparison",
+    "HParamsView",
+    "RunScalars",
+    "Series",
+    "compare_runs",
+    "find_run_dirs",
+    "plot_runs",
+    "read_hparams",
+    "read_run",
+    "recipe_hparams",
+    "write_experiment",
+    "write_final_metrics",
+    "write_run_experiment",
+    "write_run_plots",
+]

@@ -44,7 +44,8 @@ from toolkit.recipe.schema import TuneConfig
 
 __all__ = ["SearchResume", "hyperband_budgets", "make_oracle", "objective_direction"]
 
-_RUNNING, _COMPLETED = "RUNNING", "COMPLETED"
+_COMPLETED = "COMPLETED"
+DEFAULT_TRIALS = 10  # Of a random or Bayesian search with `tune.max_trials = 0`.
 # Words that make an objective one to minimize (`direction = "auto"`).
 _MINIMIZED = ("loss", "error", "mse", "mae", "crossentropy")
 
@@ -148,13 +149,16 @@ def hyperband_budgets(max_steps: int, min_steps: int, factor: int) -> tuple:
     return min_steps, max(2, round(max_steps / min_steps))
 
 
-def make_oracle(tune: TuneConfig, hyperparameters: Any, max_steps: int = 0) -> Any:
+def make_oracle(tune: TuneConfig, hyperparameters: Any, max_steps: int = 0,
+                discover: bool = False) -> Any:
     """KerasTuner's oracle for a `[tune]` table, with `SearchResume`.
 
     Args:
         tune: The `[tune]` table.
         hyperparameters: The search space (`toolkit.tune.space.declare_space`).
         max_steps: Steps of a full trial, when `tune.max_steps` is `0`. Defaults to `0`.
+        discover: Let a hypermodel declare the space when it is built (KerasTuner's
+            `tune_new_entries`), instead of `hyperparameters` alone. Defaults to `False`.
 
     Returns:
         A `keras_tuner.Oracle`.
@@ -169,7 +173,7 @@ def make_oracle(tune: TuneConfig, hyperparameters: Any, max_steps: int = 0) -> A
             f"such as val_accuracy or val_loss: a search selects on the validation split, never "
             f"on the test split or the training loss."
         )
-    if not hyperparameters.space:
+    if not hyperparameters.space and not discover:
         raise RecipeError(
             "The recipe has no [tune.space] entries, so there is nothing to search. Add some, "
             'e.g. [tune.space] "optimizer.learning_rate" = {min = 1e-4, max = 1e-2, '
@@ -178,11 +182,11 @@ def make_oracle(tune: TuneConfig, hyperparameters: Any, max_steps: int = 0) -> A
     objective = keras_tuner.Objective(tune.objective, objective_direction(
         tune.objective, tune.direction))
     common = dict(objective=objective, hyperparameters=hyperparameters, seed=tune.seed,
-                  allow_new_entries=False, tune_new_entries=False)
+                  allow_new_entries=discover, tune_new_entries=discover)
     if tune.tuner == "random":
-        return ResumableRandomOracle(max_trials=tune.max_trials, **common)
+        return ResumableRandomOracle(max_trials=tune.max_trials or DEFAULT_TRIALS, **common)
     if tune.tuner == "bayesian":
-        return ResumableBayesianOracle(max_trials=tune.max_trials, **common)
+        return ResumableBayesianOracle(max_trials=tune.max_trials or DEFAULT_TRIALS, **common)
     _, max_epochs = hyperband_budgets(tune.max_steps or max_steps, tune.min_steps, tune.factor)
     oracle = ResumableHyperbandOracle(max_epochs=max_epochs, factor=tune.factor,
                                       hyperband_iterations=tune.hyperband_iterations, **common)

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -30,7 +31,7 @@ from toolkit.errors import RecipeError
 from toolkit.recipe.schema import Recipe, TuneConfig
 from toolkit.recipe.space_tables import with_values
 from toolkit.tune.oracles import hyperband_budgets, make_oracle
-from toolkit.tune.space import declare_space, recipe_values, tuned_values
+from toolkit.tune.space import declare_space, hparam_domains, recipe_values, tuned_values
 from toolkit.tune.step_tuner import StepTuner
 
 __all__ = ["RecipeTuner", "SearchResult", "TrialResult", "search_recipe"]
@@ -120,14 +121,37 @@ class RecipeTuner(StepTuner):
 
     def train_trial(self, trial: Any, run_dir: Path, steps: int, *fit_args: Any,
                     **fit_kwargs: Any) -> Dict[str, float]:
-        from toolkit.recipe.run import run_recipe
+        from toolkit.recipe.run import final_metrics, run_recipe
+        from toolkit.report.hparams import write_final_metrics
 
         values = trial.hyperparameters.values
-        hparams = {**tuned_values(self.recipe.tune.space, values), "trial": trial.trial_id}
+        hparams = tuned_values(self.recipe.tune.space, values)
+        # No plots per trial (a second each); `toolkit compare` draws the search's trials.
         result = run_recipe(self.trial_recipe(values, steps), run_dir, verbose=0,
-                            hparams=hparams)
+                            hparams=hparams, plots=False)
         summary = result.summary
+        write_final_metrics(run_dir, final_metrics(summary), summary["steps"])
         return {f"val_{key}": value for key, value in summary["validation"].items()}
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()
+        declare_experiment(self.search_dir, self.recipe.tune)
+
+
+def declare_experiment(search_dir: Path, tune: TuneConfig) -> Path:
+    """Declares the search's TensorBoard HParams experiment: tuned keys and final metrics.
+
+    The hyperparameters are the `[tune.space]` keys only (with their domains); the metrics are
+    the objective's metric and the loss, on the validation and the test split, as each trial
+    writes them at its end (`toolkit.report.hparams.write_final_metrics`).
+    """
+    from toolkit.report.hparams import FINAL_FAMILY, write_experiment
+
+    metric = tune.objective[len("val_"):]
+    names = [metric] + (["loss"] if metric != "loss" else [])
+    metrics = [f"{FINAL_FAMILY}/{split}_{name}" for split in ("validation", "test")
+               for name in names]
+    return write_experiment(search_dir, hparam_domains(tune.space), metrics)
 
 
 def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool = False,
@@ -180,7 +204,10 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
         hyperparameters = declare_space(recipe.tune.space)
         oracle = make_oracle(recipe.tune, hyperparameters, max_steps=recipe.train.steps)
         tuner = RecipeTuner(recipe, oracle, directory=search_dir, verbose=verbose)
-        tuner.search()
+        with warnings.catch_warnings():
+            # The same data-check warning would otherwise repeat for every trial.
+            warnings.filterwarnings("once", category=UserWarning)
+            tuner.search()
         result = collect_results(tuner, time.monotonic() - started)
         write_results(result)
     return result

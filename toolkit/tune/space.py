@@ -25,7 +25,7 @@ from typing import Any, Dict, Mapping, Sequence
 from toolkit.recipe.dump import format_value
 from toolkit.recipe.schema import SearchDimension
 
-__all__ = ["declare_space", "recipe_values", "tuned_values"]
+__all__ = ["declare_space", "hparam_domains", "recipe_values", "tuned_values"]
 
 
 def declare_space(space: Sequence[SearchDimension], hp: Any = None) -> Any:
@@ -109,3 +109,32 @@ def tuned_values(space: Sequence[SearchDimension], values: Mapping[str, Any]) ->
     {'model.filters': '[16]'}
     """
     return {dimension.key: values[dimension.key] for dimension in space}
+
+
+def hparam_domains(space: Sequence[SearchDimension]) -> Dict[str, Any]:
+    """The dimensions as TensorBoard HParams domains (`toolkit.report.hparams.write_experiment`).
+
+    Args:
+        space: The `[tune.space]` dimensions.
+
+    Returns:
+        `table.key` -> a list of values (choices, as `tuned_values` gives them) or a
+        `(min, max)` tuple.
+
+    Example:
+
+    >>> from toolkit.recipe.schema import SearchDimension
+    >>> hparam_domains([SearchDimension("model.filters", choices=((8,), (16,))),
+    ...                 SearchDimension("optimizer.learning_rate", min_value=1e-4,
+    ...                                 max_value=1e-2)])
+    {'model.filters': ['[8]', '[16]'], 'optimizer.learning_rate': (0.0001, 0.01)}
+    """
+    domains = {}
+    for dimension in space:
+        if dimension.kind == "bool":
+            domains[dimension.key] = [False, True]
+        elif dimension.kind == "choice":
+            domains[dimension.key] = list(_offered(dimension))
+        else:
+            domains[dimension.key] = (dimension.min_value, dimension.max_value)
+    return domains

@@ -26,6 +26,10 @@ Contenders (one row each; all on the same space, data and budget):
   variable loading for optimizer" and Adam's moments and step count start from zero. The rows
   count those warnings, and the optimizer steps actually taken (one per `on_train_batch_end`).
 
+- `toolkit tune` (`toolkit_hyperband`): `search_recipe` on the shipped `mnist1d_cnn_tune`
+  recipe with the same budgets, factor and oracle seed (so the same hyperparameters are
+  sampled); promoted trials continue from their parent's last checkpoint, Adam's state included.
+
 Add another contender by appending a function with the same signature and result keys to
 `CONTENDERS`.
 
@@ -127,7 +131,8 @@ def plain_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, facto
 
     tuner = keras_tuner.Hyperband(
         build, objective="val_accuracy", max_epochs=max_epochs, factor=factor,
-        hyperband_iterations=1, seed=seed, directory=workdir, project_name="plain_hyperband",
+        # KerasTuner takes seed 0 as "pick one at random": +1, as toolkit tune's tune.seed.
+        hyperband_iterations=1, seed=seed + 1, directory=workdir, project_name="plain_hyperband",
         overwrite=True)
     counter = StepCounter()
     output = io.StringIO()
@@ -161,9 +166,57 @@ def plain_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, facto
     }
 
 
+def toolkit_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, factor=3,
+                      validation_examples=500):
+    """Runs `toolkit tune` on the shipped `mnist1d_cnn_tune` recipe with the same setting.
+
+    The same space (learning rate x width, `model.filters = [w] * 4`), budgets (min_steps =
+    `steps_per_epoch`, max_steps = `max_epochs` of them), factor and oracle seed, so KerasTuner's
+    oracle samples the same hyperparameters. Differences: promoted trials continue from their
+    parent's last checkpoint (Adam's state, data position); the validation split is
+    `validation_examples` training examples drawn by a seeded permutation rather than the last
+    ones; every trial is a full run directory (events, checkpoints, report).
+
+    Args:
+        workdir: The search directory (overwritten).
+        seed: `train.seed` (weights, batches); the oracle's seed is `seed + 1`.
+        steps_per_epoch: Steps of the shortest trials (`tune.min_steps`).
+        max_epochs: `tune.max_steps` in units of `steps_per_epoch`.
+        factor: Hyperband's reduction factor.
+        validation_examples: `data.validation_examples`.
+
+    Returns:
+        The keys of `plain_hyperband`'s result.
+    """
+    from toolkit.recipe import load_recipe
+    from toolkit.tune import search_recipe
+
+    recipe = load_recipe("mnist1d_cnn_tune", [
+        f"train.seed={seed}", f"tune.seed={seed + 1}", f"tune.min_steps={steps_per_epoch}",
+        f"tune.max_steps={steps_per_epoch * max_epochs}", f"tune.factor={factor}",
+        f"train.steps={steps_per_epoch * max_epochs}", f"train.eval_every_steps={steps_per_epoch}",
+        f"data.validation_examples={validation_examples}"])
+    start, start_cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = search_recipe(recipe, workdir, fresh=True, verbose=0)
+    best = result.best
+    return {
+        "best_val_accuracy": best.validation["val_accuracy"],
+        "best_test_accuracy": best.test["test_accuracy"],
+        "best_hyperparameters": {"learning_rate": best.values["optimizer.learning_rate"],
+                                 "width": best.values["model.filters"]},
+        "trials": len(result.trials),
+        "optimizer_steps": result.optimizer_steps,
+        "wall_seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - start_cpu,
+        "warnings_seen": sum(OPTIMIZER_STATE_LOST in str(w.message) for w in caught),
+    }
+
+
 # name -> function(workdir, *, seed, steps_per_epoch, max_epochs, factor, validation_examples)
 # returning the keys of `plain_hyperband`'s result.
-CONTENDERS = {"keras_tuner.Hyperband": plain_hyperband}
+CONTENDERS = {"keras_tuner.Hyperband": plain_hyperband, "toolkit tune": toolkit_hyperband}
 
 
 def main():

@@ -14,7 +14,8 @@ from toolkit.errors import DataError
 from toolkit.recipe.load import load_recipe
 from toolkit.recipe.run import run_recipe, smoke_recipe
 from toolkit.report import read_run
-from toolkit.report.compare import compare_runs, find_run_dirs
+from toolkit.report.compare import compare_runs
+from toolkit.report.run_dirs import find_run_dirs
 
 PLOTS = ["steps.png", "examples.png", "wall_seconds.png", "epochs.png"]
 

@@ -32,7 +32,8 @@ Example, end to end:
 ['loss.png', 'metrics.png', 'learning_rate.png']
 """
 
-from toolkit.report.compare import Comparison, compare_runs, find_run_dirs
+from toolkit.report.compare import Comparison, compare_runs
+from toolkit.report.run_dirs import find_run_dirs
 from toolkit.report.events import RunScalars, Series, read_run
 from toolkit.report.hparams import (
     recipe_hparams,

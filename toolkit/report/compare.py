@@ -42,7 +42,6 @@ Example:
 
 import csv
 import dataclasses
-import glob
 import io
 import json
 import math
@@ -66,8 +65,9 @@ from toolkit.report.figures import (
     save_png,
 )
 from toolkit.report.plots import _QUESTIONS, LOSS_TAG, _curves, _labels, _metric_tags
+from toolkit.report.run_dirs import HELP, RUN_MARKERS, find_run_dirs
 
-__all__ = ["Comparison", "compare_runs", "find_run_dirs"]
+__all__ = ["Comparison", "compare_runs"]
 
 # summary.json's metric sections, in the order the table shows them and picks the sort column:
 # the validation split (what a search selects on), the run's evaluation, a trial's test metrics.
@@ -78,9 +78,6 @@ _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "crossentropy", "perplexity",
                     "divergence", "poisson")
 # The plots draw the best runs only: tab10 has 10 distinguishable colors. The table lists all.
 MAX_PLOTTED_RUNS = 10
-_RUN_MARKERS = ("train", "validation")
-_HELP = ("Pass run directories (written by `toolkit train` or `toolkit.fit(run_dir=...)`), "
-         "glob patterns such as 'runs/*/default', or a search directory holding runs.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,85 +128,6 @@ class Comparison:
                 "plots": [str(p) for p in self.plots]}
 
 
-def find_run_dirs(patterns: Sequence[str | os.PathLike]) -> List[Path]:
-    """Expands run directories, glob patterns and search directories into run directories.
-
-    A run directory holds a `recipe.toml` or TensorBoard events in `train/` or `validation/`.
-    A directory that is not one is searched: every run directory below it is found (a found run
-    is not searched further, so its `checkpoints/` are never read). Patterns are expanded here too
-    (`**` included), since quoting them keeps the shell from doing it.
-
-    Args:
-        patterns: Paths or glob patterns.
-
-    Returns:
-        The run directories, each once, in the order given (a pattern's matches sorted).
-
-    Files are skipped with a warning (a shell expanding `runs/x/*` passes them).
-
-    Raises:
-        DataError: When a path does not exist, a pattern matches nothing, a directory holds no
-            run directory, or no run directory is found at all.
-
-    Example:
-
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> for trial in ("trial_0", "trial_1"):
-    ...     (root / "search" / "trials" / trial / "checkpoints").mkdir(parents=True)
-    ...     _ = (root / "search" / "trials" / trial / "recipe.toml").write_text("")
-    >>> [path.name for path in find_run_dirs([root / "search"])]
-    ['trial_0', 'trial_1']
-    >>> [path.name for path in find_run_dirs([str(root / "search" / "*" / "trial_1")])]
-    ['trial_1']
-    """
-    if not patterns:
-        raise DataError(f"No run directory was given. {_HELP}")
-    found: Dict[Path, None] = {}
-    for pattern in map(os.fspath, patterns):
-        if glob.has_magic(pattern):
-            matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
-            runs = [run for path in matches if path.is_dir() for run in _runs_below(path)]
-            if not runs:
-                what = "matches nothing" if not matches else "matches no run directory"
-                raise DataError(f"The pattern {pattern!r} {what}. Check it with `ls {pattern}`. "
-                                f"{_HELP}")
-        elif Path(pattern).is_file():  # e.g. `runs/x/*` expanded by the shell: plots, logs
-            warnings.warn(f"{pattern!r} is a file, not a run directory; it is skipped.",
-                          stacklevel=2)
-            continue
-        else:
-            if not Path(pattern).is_dir():
-                raise DataError(f"The run directory {pattern!r} does not exist. {_HELP}")
-            runs = _runs_below(Path(pattern))
-            if not runs:
-                raise DataError(
-                    f"{pattern!r} holds no run directory (a folder with a recipe.toml or event "
-                    f"files in train/ or validation/). {_HELP}")
-        found.update(dict.fromkeys(runs))
-    if not found:
-        raise DataError(f"{[os.fspath(p) for p in patterns]} names no run directory. {_HELP}")
-    return list(found)
-
-
-def _is_run_dir(path: Path) -> bool:
-    if (path / "recipe.toml").is_file():
-        return True
-    return any(name for marker in _RUN_MARKERS if (path / marker).is_dir()
-               for name in os.listdir(path / marker) if "tfevents" in name)
-
-
-def _runs_below(root: Path) -> List[Path]:
-    runs = []
-    for folder, dirs, _ in os.walk(root):
-        if _is_run_dir(Path(folder)):
-            runs.append(Path(folder))
-            dirs[:] = []  # A run's subfolders (checkpoints/, train/, ...) are its own.
-        else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    return runs
-
-
 def compare_runs(
     run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, metric: Optional[str] = None
 ) -> Comparison:
@@ -244,7 +162,7 @@ def compare_runs(
             warnings.warn(f"{error} It is left out of the comparison.", stacklevel=2)
     if not runs:
         raise DataError(f"None of the {len(found)} runs found holds TensorBoard events yet "
-                        f"(the first: {str(found[0])!r}). {_HELP}")
+                        f"(the first: {str(found[0])!r}). {HELP}")
     metric = _main_metric(runs, metric)
     labels = _labels(paths)
     rows = [_row(path, run, label) for path, run, label in zip(paths, runs, labels)]
@@ -278,7 +196,7 @@ def compare_runs(
 # The table --------------------------------------------------------------------------------------
 
 def _main_metric(runs: Sequence[RunScalars], metric: Optional[str]) -> str:
-    logged = sorted({tag for run in runs for split in _RUN_MARKERS for tag in run.tags(split)})
+    logged = sorted({tag for run in runs for split in RUN_MARKERS for tag in run.tags(split)})
     if metric is None:
         return next((tags[0] for tags in map(_metric_tags, runs) if tags), LOSS_TAG)
     if metric not in logged:

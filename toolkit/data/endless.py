@@ -348,6 +348,7 @@ def _key_word(seed: int, purpose: int) -> tf.Tensor:
     )[0]
 
 
+@tf.autograph.experimental.do_not_convert  # Plain Python (a generator), called while tracing.
 def _scheduled_steps(info: EndlessInfo, start: tf.Tensor) -> tf.data.Dataset:
     """(step, examples before it, batch size) from step `start`, for a Python schedule."""
 

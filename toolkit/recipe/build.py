@@ -274,7 +274,10 @@ def build_model(recipe: Recipe, data: Any) -> Any:
 
 
 def make_optimizer(recipe: Recipe) -> Any:
-    """Returns the recipe's Keras optimizer (`optimizer.name`, `optimizer.learning_rate`).
+    """Returns the recipe's Keras optimizer: `optimizer.name` at its learning-rate schedule.
+
+    The schedule (`optimizer.schedule`, the final anneal) is a function of the optimizer step
+    over `train.steps` (`toolkit.train.schedules.learning_rate`).
 
     Example:
 
@@ -283,8 +286,17 @@ def make_optimizer(recipe: Recipe) -> Any:
     """
     import keras
 
-    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[recipe.optimizer.name]
-    return optimizer(learning_rate=recipe.optimizer.learning_rate)
+    from toolkit.train.schedules import learning_rate
+
+    config = recipe.optimizer
+    rate = learning_rate(
+        config.learning_rate, config.schedule, steps=recipe.train.steps,
+        decay_steps=config.decay_steps, decay_factor=config.decay_factor,
+        decay_rate=config.decay_rate, final_anneal_fraction=config.final_anneal_fraction,
+        final_anneal_factor=config.final_anneal_factor,
+    )
+    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[config.name]
+    return optimizer(learning_rate=rate)
 
 
 def loss_and_metrics(task: str) -> tuple:

@@ -253,8 +253,33 @@ def recipe_from_dict(raw: dict, source: str = "recipe", origins: dict | None = N
                for key, v in values.items()}
         )
     recipe = Recipe(name=name, **tables)
+    _check_schedules(recipe, source)
     check_candidates(recipe, recipe.tune.space, origins.get("tune.space", source))
     return recipe
+
+
+def _check_schedules(recipe: Recipe, source: str) -> None:
+    """The schedule keys must agree with each other (each alone is checked by its type)."""
+    optimizer, data = recipe.optimizer, recipe.data
+    for key, steps in (("optimizer.decay_steps", optimizer.decay_steps),
+                       ("data.batch_growth_steps", data.batch_growth_steps)):
+        if list(steps) != sorted(set(steps)):
+            raise RecipeError(f"{source}: `{key}` must be increasing steps, e.g. [1000, 2000]. "
+                              f"Received: {list(steps)!r}.")
+    if optimizer.schedule == "step" and not optimizer.decay_steps:
+        raise RecipeError(f"{source}: `optimizer.schedule` = \"step\" needs "
+                          f"`optimizer.decay_steps`, e.g. [1000, 2000].")
+    if optimizer.decay_steps and optimizer.schedule != "step":
+        raise RecipeError(f"{source}: `optimizer.decay_steps` is only read by "
+                          f"optimizer.schedule = \"step\" (the schedule is "
+                          f"{optimizer.schedule!r}). Set the schedule or remove the steps.")
+    if optimizer.final_anneal_fraction >= 1:
+        raise RecipeError(f"{source}: `optimizer.final_anneal_fraction` must be below 1 (a "
+                          f"fraction of the budget, e.g. 0.1). Received: "
+                          f"{optimizer.final_anneal_fraction!r}.")
+    if data.batch_growth_steps and data.batch_growth_factor == 1:
+        raise RecipeError(f"{source}: `data.batch_growth_factor` = 1 grows nothing at "
+                          f"`data.batch_growth_steps`. Use a factor of 2 or more.")
 
 
 def coerce_value(key: str, field: dataclasses.Field, value: Any, source: str) -> Any:

@@ -46,7 +46,8 @@ class PreparedRecipe:
         """The recipe's endless training pipeline (`toolkit.data.endless`).
 
         Args:
-            batch_size: Examples per batch. Defaults to `None` (`data.batch_size`).
+            batch_size: Examples per batch. Defaults to `None` (`data.batch_size`, grown at
+                `data.batch_growth_steps`).
             seed: Sampling seed. Defaults to `None` (`train.seed`).
             start_step: First step drawn. Defaults to `0`.
 
@@ -54,8 +55,12 @@ class PreparedRecipe:
             A `tf.data.Dataset` of endless batches.
         """
         from toolkit.data import endless
+        from toolkit.train.schedules import BatchSizeSchedule
 
         recipe = self.recipe
+        if batch_size is None and recipe.data.batch_growth_steps:
+            batch_size = BatchSizeSchedule(recipe.data.batch_size, recipe.data.batch_growth_steps,
+                                           factor=recipe.data.batch_growth_factor)
         return endless(
             self.inputs.train, batch_size or recipe.data.batch_size,
             seed=recipe.train.seed if seed is None else seed, start_step=start_step,

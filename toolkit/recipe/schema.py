@@ -124,7 +124,9 @@ class DataConfig:
 
     Args:
         name: A built-in dataset (`toolkit.data.builtin_names()`) or `"package.module:function"`.
-        batch_size: Examples per optimizer step.
+        batch_size: Examples per optimizer step (from step 0, with a batch-size schedule).
+        batch_growth_steps: Steps where the batch grows (`toolkit.train.BatchSizeSchedule`).
+        batch_growth_factor: The growth at each of them.
         sampling: `"iid"` or `"passes"` (see `toolkit.data.endless`).
         seed: Seed given to `toolkit.data.load`: the generator of MNIST-1D and heavy_tailed, the
             split of digits; `0` gives the standard data.
@@ -155,6 +157,13 @@ class DataConfig:
         "returning a toolkit.data.BuiltinData or a dict with x_train, y_train, x_test, y_test.",
     )
     batch_size: int = setting(64, "Examples per optimizer step.", minimum=1)
+    batch_growth_steps: tuple[int, ...] = setting(
+        (), "Batch-size schedule (S1.6, instead of learning-rate decay): the steps where the "
+        "batch grows by batch_growth_factor; examples seen stay the exact sum.",
+    )
+    batch_growth_factor: int = setting(
+        2, "Batch-size schedule: growth at each of batch_growth_steps.", minimum=1
+    )
     sampling: str = setting(
         "iid",
         "iid: every batch drawn independently with replacement; passes: reshuffled passes.",
@@ -274,7 +283,14 @@ class OptimizerConfig:
 
     Args:
         name: `"adam"` (S2.1) or `"sgd"`.
-        learning_rate: Step size.
+        learning_rate: Step size (at step 0, with a schedule).
+        schedule: `"constant"`, `"step"`, `"exponential"` or `"cosine"`
+            (`toolkit.train.schedules.learning_rate`).
+        decay_steps: Steps of the `"step"` schedule's decays.
+        decay_factor: The `"step"` schedule's multiplier; the `"cosine"` one's final fraction.
+        decay_rate: The `"exponential"` schedule's multiplier per step.
+        final_anneal_fraction: Fraction of the budget's end annealed (`FinalAnneal`); `0`: off.
+        final_anneal_factor: Multiplier reached at the end of the anneal.
 
     Example:
 
@@ -284,6 +300,30 @@ class OptimizerConfig:
 
     name: str = setting("adam", "adam (S2.1) or sgd.", choices=("adam", "sgd"))
     learning_rate: float = setting(1e-3, "Step size of the optimizer.", minimum=0.0)
+    schedule: str = setting(
+        "constant",
+        "Learning rate over the steps: constant; step (times decay_factor at each of "
+        "decay_steps); exponential (times decay_rate every step); cosine (to "
+        "learning_rate * decay_factor at train.steps).",
+        choices=("constant", "step", "exponential", "cosine"),
+    )
+    decay_steps: tuple[int, ...] = setting(
+        (), "schedule = step: the steps where the learning rate is multiplied by decay_factor."
+    )
+    decay_factor: float = setting(
+        0.1, "schedule = step: multiplier at each decay step; cosine: final fraction.",
+        minimum=0.0,
+    )
+    decay_rate: float = setting(
+        0.9995, "schedule = exponential: multiplier per optimizer step.", minimum=0.0
+    )
+    final_anneal_fraction: float = setting(
+        0.0, "Final anneal (S2.9): ramp the learning rate down over this fraction of the "
+        "budget's end; 0: off.", minimum=0.0,
+    )
+    final_anneal_factor: float = setting(
+        0.1, "Final anneal: learning-rate multiplier reached at the last step.", minimum=0.0
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,5 +108,5 @@ def test_a_lock_left_by_a_killed_run_does_not_block_the_rerun(tmp_path):
     output = (rerun.stdout + rerun.stderr).splitlines()
     assert not [line for line in output if CPP_LOG_LINE.search(line)], output
     assert all(line.startswith(("toolkit: warning:", "Finished", "Test metrics",
-                                "Validation metrics", "Run dir", "TensorBoard", "Plots:", "Diagnosis:", "    ", "step "))
+                                "Validation metrics", "Run dir", "TensorBoard", "Batch size:", "Sharpness:", "Plots:", "Diagnosis:", "    ", "step "))
                or "%" in line for line in output), output

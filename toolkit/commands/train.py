@@ -19,7 +19,7 @@ def _keys_epilog() -> str:
         lines.append(f"  {info.key} = {format_value(info.default)}")
         lines += textwrap.wrap(info.help, width=90, initial_indent=" " * 6,
                                subsequent_indent=" " * 6)
-    lines.append("  [callbacks]: reserved table, no keys yet. [tune]: see toolkit tune --help.")
+    lines.append("  [tune] keys are read by toolkit tune only (docs/tuning.md).")
     return "\n".join(lines)
 
 
@@ -74,6 +74,12 @@ def _train(args: argparse.Namespace) -> int:
     for finding in summary.get("diagnosis", []):
         print(f"Diagnosis: {finding['code']} (step {finding['step']}): {finding['message']}")
         print(f"    {finding['action']}")
+    if summary.get("gradient_noise"):
+        print(f"Batch size: {summary['gradient_noise']['summary']}")
+    if summary.get("sharpness"):
+        sharp = summary["sharpness"]
+        print(f"Sharpness: top Hessian eigenvalue {sharp['eigenvalue']:.4g} at step "
+              f"{sharp['step']}, 2/learning rate = {sharp['threshold']:.4g}")
     print(f"Run directory: {result.run_dir}")
     print(f"TensorBoard: tensorboard --logdir {result.run_dir}")
     if summary.get("plots"):

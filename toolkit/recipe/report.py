@@ -108,6 +108,7 @@ def format_report(recipe: Recipe, summary: dict, lint_lines: list[str]) -> str:
         "",
         *_validation_lines(summary),
         *_diagnosis_lines(summary),
+        *_measurement_lines(summary),
         *_data_check_lines(summary),
         "## Conventions check (toolkit.lint)",
         "",
@@ -140,6 +141,24 @@ def _validation_lines(summary: dict) -> list[str]:
         *[f"| {name} | {value:.6g} |" for name, value in summary["validation"].items()],
         "",
     ]
+
+
+def _measurement_lines(summary: dict) -> list[str]:
+    """The `## Batch size and sharpness` section: the `[callbacks]` probes' last values."""
+    noise, sharp = summary.get("gradient_noise"), summary.get("sharpness")
+    if not noise and not sharp:
+        return []
+    lines = ["## Batch size and sharpness", ""]
+    if noise:
+        lines.append(f"- Gradient noise: {noise['summary']} ({noise['probes']} probes; "
+                     f"`gradient_noise/` in TensorBoard).")
+    if sharp:
+        edge = ("at the edge of stability" if sharp["ratio"] is not None and sharp["ratio"] > 0.5
+                else "well below the edge of stability")
+        lines.append(f"- Sharpness at step {sharp['step']}: top Hessian eigenvalue "
+                     f"{sharp['eigenvalue']:.4g} against 2/learning rate = "
+                     f"{sharp['threshold']:.4g} ({edge}; `sharpness/` in TensorBoard).")
+    return lines + [""]
 
 
 def _plot_lines(summary: dict) -> list[str]:

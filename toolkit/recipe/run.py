@@ -32,6 +32,7 @@ from toolkit import atomic_write
 from toolkit.errors import RecipeError
 from toolkit.recipe.dump import write_recipe
 from toolkit.recipe.load import load_recipe
+from toolkit.recipe.measurements import measurement_callbacks, measurement_summary
 from toolkit.recipe.prepare import prepare_recipe
 from toolkit.recipe.report import write_report, write_summary
 from toolkit.recipe.schema import TABLES, Recipe
@@ -273,10 +274,11 @@ def run_recipe(
         # The run's own diagnosis (the CLI prints it and the report holds it: no warnings).
         diagnosis = LossCurveDiagnosis(
             os.fspath(run_dir), every_steps=recipe.train.log_every_steps or None, warn=False)
+        measurements = measurement_callbacks(recipe, inputs, run_dir)
         history = fit(
             model, train_data, steps=recipe.train.steps, eval_data=inputs.monitored_data,
             eval_every_steps=recipe.train.eval_every_steps, run_dir=run_dir, logging=logging,
-            callbacks=[diagnosis], verbose=verbose,
+            callbacks=[diagnosis, *measurements], verbose=verbose,
         )
         eval_batch = max(recipe.data.batch_size, 256)
         metrics = inputs.evaluate(model, batch_size=eval_batch)
@@ -299,6 +301,7 @@ def run_recipe(
             summary["validation"] = {key: float(value) for key, value in validation.items()}
             summary["validation_examples"] = len(inputs.validation_data[1])
         summary["diagnosis"] = [finding.to_dict() for finding in diagnosis.findings]
+        summary.update(measurement_summary(measurements))
         if recipe.data.check != "off":
             summary["data_check"] = prepared.data_findings
         if hparams is None:  # A search trial's experiment is the search's, declared by it.

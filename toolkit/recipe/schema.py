@@ -1,7 +1,7 @@
 """The recipe schema: every key a recipe may hold, its type, default and one-line help.
 
 A recipe is a tree of frozen dataclasses, one per TOML table: `[data]`, `[model]`, `[optimizer]`,
-`[train]`, `[tune]` (the search of `toolkit tune`) and the reserved `[callbacks]`. Each field is
+`[train]`, `[callbacks]` and `[tune]` (the search of `toolkit tune`). Each field is
 declared with `setting()`, which records its help text and, where it applies, its allowed choices
 and lower bound; the loader (`toolkit.recipe.load`) and the `toolkit train --help` key list read
 them from here, so this module is the single place that defines the recipe language.
@@ -377,16 +377,28 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CallbacksConfig:
-    """The `[callbacks]` table, reserved: it takes no keys yet.
+    """The `[callbacks]` table: optional measurements a run makes while it trains.
 
-    Checkpointing and the NaN guard (issue 3) will add their keys here; until then any key in it
-    is reported as unknown.
+    Args:
+        gradient_noise_every_steps: Steps between `toolkit.callbacks.GradientNoiseScale` probes
+            (the critical batch size, S1.5); `0`: off.
+        sharpness_every_steps: Steps between `toolkit.callbacks.Sharpness` probes (the top
+            Hessian eigenvalue next to 2/η); `0`: off.
 
     Example:
 
-    >>> CallbacksConfig()
-    CallbacksConfig()
+    >>> CallbacksConfig().gradient_noise_every_steps
+    0
     """
+
+    gradient_noise_every_steps: int = setting(
+        0, "Optimizer steps between gradient-noise-scale probes (critical batch size, in "
+        "report.md); 0: off. About 2-5% of training time at 250.", minimum=0,
+    )
+    sharpness_every_steps: int = setting(
+        0, "Optimizer steps between sharpness probes (top Hessian eigenvalue against 2/learning "
+        "rate, in report.md); 0: off.", minimum=0,
+    )
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -519,7 +531,7 @@ class Recipe:
         model: The `[model]` table.
         optimizer: The `[optimizer]` table.
         train: The `[train]` table.
-        callbacks: The reserved `[callbacks]` table.
+        callbacks: The `[callbacks]` table.
         tune: The `[tune]` table, read by `toolkit tune` only.
 
     Example:

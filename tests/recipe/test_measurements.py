@@ -1,0 +1,35 @@
+"""The `[callbacks]` probes of a recipe run reach summary.json, report.md and survive resume."""
+
+import json
+
+import pytest
+
+from toolkit.recipe import load_recipe
+from toolkit.recipe.run import run_recipe, smoke_recipe
+
+PROBES = ["callbacks.gradient_noise_every_steps=5", "callbacks.sharpness_every_steps=10",
+          "train.deterministic=false"]
+
+
+def test_probes_are_summarized_and_continue_across_a_resumed_run(tmp_path):
+    recipe = smoke_recipe(load_recipe("digits_mlp", PROBES + ["train.steps=10"]))
+    run_recipe(recipe, tmp_path, verbose=0, plots=False)
+    first = json.loads((tmp_path / "summary.json").read_text())
+    assert first["gradient_noise"]["probes"] == 2 and first["sharpness"]["probes"] == 1
+    longer = smoke_recipe(load_recipe("digits_mlp", PROBES + ["train.steps=20"]))
+    summary = run_recipe(longer, tmp_path, verbose=0, plots=False).summary
+    # The probes' history came back from the checkpoint: 4 and 2 probes over 20 steps.
+    assert summary["gradient_noise"]["probes"] == 4
+    assert summary["gradient_noise"]["batch_size"] == recipe.data.batch_size
+    assert "you train at" in summary["gradient_noise"]["summary"]
+    sharp = summary["sharpness"]
+    assert sharp["probes"] == 2 and sharp["step"] == 20
+    assert sharp["threshold"] == pytest.approx(2 / recipe.optimizer.learning_rate)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Batch size and sharpness" in report and "critical batch size" in report
+
+
+def test_probes_are_off_by_default(tmp_path):
+    recipe = smoke_recipe(load_recipe("digits_mlp", ["train.deterministic=false"]))
+    summary = run_recipe(recipe, tmp_path, verbose=0, plots=False).summary
+    assert "gradient_noise" not in summary and "sharpness" not in summary

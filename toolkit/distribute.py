@@ -11,13 +11,15 @@ replicas.
 - `"mirrored"`: `MirroredStrategy` over the visible GPUs; without GPUs, over the logical CPU
   devices when there are several (`tf.config.set_logical_device_configuration`, as the tests
   do), else the one CPU.
-- `"multi_worker"`: `MultiWorkerMirroredStrategy`, driven by the `TF_CONFIG` environment
-  variable (one process per worker).
+- `"multi_worker"`: refused with a `StrategyError` (after `TF_CONFIG` is checked): Keras's
+  `Model.fit` fails under `MultiWorkerMirroredStrategy` with two or more workers
+  (keras-team/keras#20585, tensorflow/tensorflow#72388). Use `"mirrored"` on one machine.
 - `"tpu"`: `TPUStrategy` on the TPU named by `TPU_NAME` or attached to this TPU VM.
 - `"auto"`: a TPU if one is attached, else `mirrored` over several GPUs, else `default`.
 
 A strategy that cannot start is a `StrategyError` naming the fix; `toolkit train` prints it as
-one line and exits 2.
+one line and exits 2. `check_strategy(strategy)` refuses a strategy built elsewhere that Keras's
+`fit` cannot train under (a multi-worker one).
 
 Example:
 
@@ -38,11 +40,22 @@ import tensorflow as tf
 
 from toolkit.errors import StrategyError
 
-__all__ = ["STRATEGIES", "PRECISIONS", "make_strategy", "set_precision"]
+__all__ = ["STRATEGIES", "PRECISIONS", "check_strategy", "make_strategy", "set_precision"]
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 _MIRRORED = {}
+# Keras 3 (3.15.1 with TF 2.21 measured, two workers on loopback) cannot `fit` under
+# MultiWorkerMirroredStrategy: `_maybe_symbolic_build` passes the (x, y) batch to
+# `strategy.reduce`, which takes no nest across workers ("Attempt to convert a value
+# (PerReplica...)"), and `reduce_per_replica` then reduces the scalar metrics along axis 0
+# ("Invalid reduction dimension 0 for input with 0 dimensions"). With both fixed, training runs.
+_MULTI_WORKER_REFUSED = (
+    'train.strategy = "multi_worker" is not supported: Keras {version} `Model.fit` fails under '
+    "MultiWorkerMirroredStrategy with two or more workers (it reduces the input batch and the "
+    "metrics across workers wrongly: keras-team/keras#20585, tensorflow/tensorflow#72388). Train "
+    'on one machine with train.strategy = "mirrored" (every GPU of it) instead.'
+)
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -56,7 +69,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
 
     Raises:
         StrategyError: For an unknown name, a TPU that is not there, a multi-worker run without
-            a valid `TF_CONFIG`.
+            a valid `TF_CONFIG`, and for `"multi_worker"` itself (Keras cannot `fit` under it).
     """
     if name not in STRATEGIES:
         raise StrategyError(
@@ -81,9 +94,43 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             _MIRRORED[key] = tf.distribute.MirroredStrategy(devices)
         return _MIRRORED[key]
     if name == "multi_worker":
+        # TF_CONFIG first: its mistakes stay worth fixing once Keras trains multi-worker. The
+        # refusal comes before the strategy is built, which would open TF_CONFIG's port.
         _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        raise StrategyError(_multi_worker_refused())
     return _tpu_strategy()
+
+
+def check_strategy(strategy: tf.distribute.Strategy) -> None:
+    """Refuses a strategy that Keras's `Model.fit` cannot train under.
+
+    `toolkit.fit` trains through Keras's own `fit`, which fails under a
+    `MultiWorkerMirroredStrategy` spanning two or more workers (keras-team/keras#20585,
+    tensorflow/tensorflow#72388). One worker, `MirroredStrategy`, the default strategy and TPUs
+    pass.
+
+    Args:
+        strategy: The strategy the model was built under (`model.distribute_strategy`).
+
+    Raises:
+        StrategyError: For a multi-worker `MultiWorkerMirroredStrategy`, naming the alternative.
+
+    Example:
+
+    >>> check_strategy(tf.distribute.get_strategy())
+    >>> check_strategy(make_strategy("default"))
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        cluster = strategy.cluster_resolver.cluster_spec()
+        tasks = sum(cluster.num_tasks(job) for job in ("chief", "worker") if job in cluster.jobs)
+        if tasks > 1:
+            raise StrategyError(_multi_worker_refused())
+
+
+def _multi_worker_refused() -> str:
+    import keras
+
+    return _MULTI_WORKER_REFUSED.format(version=keras.version())
 
 
 def set_precision(policy: str = "float32") -> None:

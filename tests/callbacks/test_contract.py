@@ -28,6 +28,7 @@ def make(name, tmp_path):
     return {
         "Axes": lambda: toolkit.callbacks.Axes(str(tmp_path / "logs"), every_steps=3),
         "Checkpoint": lambda: toolkit.callbacks.Checkpoint(directory, every_steps=5),
+        "EarlyStopping": lambda: toolkit.callbacks.EarlyStopping(patience_steps=12),
         "GradientNoiseScale": lambda: toolkit.callbacks.GradientNoiseScale(
             (np.random.default_rng(0).normal(size=(32, 3)), np.zeros((32, 1))),
             log_dir=str(tmp_path / "logs"), batch_size=8, num_batches=2, every_steps=5),

@@ -16,6 +16,8 @@ They read values from the device only every `every_steps` steps, never at every 
   stability).
 - `LossCurveDiagnosis`: learning rate too low or too high, plateau, overfitting and
   memorization, read from the loss curves (`toolkit.callbacks.loss_curve_rules`).
+- `EarlyStopping`: patience in optimizer steps, a minimum improvement from the evaluation
+  metric's measured noise, the best weights restored and kept across a resumed run.
 
 Example:
 
@@ -33,6 +35,7 @@ Example:
 
 from toolkit.callbacks.axes import Axes
 from toolkit.callbacks.checkpoint import Checkpoint
+from toolkit.callbacks.early_stopping import EarlyStopping
 from toolkit.callbacks.gradient_noise_scale import GradientNoiseScale
 from toolkit.callbacks.interval_metrics import IntervalMetrics
 from toolkit.callbacks.loss_curve_diagnosis import LossCurveDiagnosis
@@ -52,6 +55,7 @@ __all__ = [
     "LossCurveDiagnosis",
     "GradientNoiseScale",
     "Sharpness",
+    "EarlyStopping",
     "CurveFinding",
     "diagnose_curve",
 ]

@@ -34,10 +34,11 @@ class EarlyStopping(keras.callbacks.Callback):
     - **The minimum improvement is the metric's noise** unless `min_delta` is given: one
       standard error (`toolkit.callbacks.metric_noise.noise_min_delta`), the larger of the
       accuracy's sampling error `sqrt(p (1 - p) / num_eval_examples)` (`p` the accuracy at the
-      last significant improvement) and the spread of the last 8 evaluations around their
-      local trend (from the 5th evaluation on; before that any improvement counts). Patience
-      counts the steps since the last improvement larger than that (a *significant* one), so
-      improvements within the noise neither reset it nor stop the run.
+      last significant improvement) and the spread of the last 7 evaluations around their
+      local trend (measured on the evaluations before the one judged, from the 6th on;
+      before that any improvement counts). Patience counts the steps since the last
+      improvement larger than that (a *significant* one), so improvements within the noise
+      neither reset it nor stop the run.
     - **The best state survives a kill and resume**: the best value, its step and the best
       weights (kept in memory as NumPy arrays) are part of `get_state()`, which the toolkit's
       checkpoints save with the model and optimizer, so a resumed `toolkit.fit(run_dir=...)`
@@ -47,8 +48,13 @@ class EarlyStopping(keras.callbacks.Callback):
 
     The restored weights are those of the best evaluation, significant or not (the minimum of
     the validation error); they are set at the end of training, when it stops early and when
-    the budget ends. A state restored as stopped stops the run again before its first step
-    (unless `patience_steps` was raised since).
+    the budget ends. A checkpoint written after that (by a `Checkpoint` later in the callback
+    list, or `toolkit.fit`'s last save) would hold the best weights instead of those training
+    reached, so the state then also keeps the reached weights and `set_state` puts them back:
+    a resumed run continues on the uninterrupted run's path. A state restored as stopped stops
+    the run again (unless `patience_steps` was raised since): Keras's `fit` clears
+    `model.stop_training` when it starts, so it is set again at each epoch begin, and a plain
+    `fit` takes one more execution of steps before it stops.
 
     Args:
         patience_steps: Stop once this many optimizer steps passed since the last significant
@@ -173,6 +179,7 @@ class EarlyStopping(keras.callbacks.Callback):
         self.recent_values: List[float] = []
         self.current_min_delta = 0.0 if self.min_delta is None else self.min_delta
         self._encoded_weights = None
+        self._reached_weights = None
         self._warned_missing = False
 
     # ---------------------------------------------------------------- state
@@ -187,6 +194,7 @@ class EarlyStopping(keras.callbacks.Callback):
             "stopped_step": self.stopped_step,
             "recent_values": list(self.recent_values),
             "best_weights": self._encoded_weights,
+            "reached_weights": self._reached_weights,
         }
 
     def set_state(self, state: Dict[str, Any]) -> None:
@@ -200,6 +208,13 @@ class EarlyStopping(keras.callbacks.Callback):
         self.best_weights = None if encoded is None else [_decode(e) for e in encoded]
         if self.best_weights is not None and self.model is not None:
             self._check_shapes(self.best_weights)
+        self._reached_weights = state.get("reached_weights")
+        if self._reached_weights is not None and self.model is not None:
+            # Saved after `on_train_end` set the best weights: the checkpoint's model holds
+            # them, but training had reached these, and a resumed run continues from them.
+            reached = [_decode(e) for e in self._reached_weights]
+            self._check_shapes(reached)
+            self.model.set_weights(reached)
         self.stopped_step = state["stopped_step"]
         if self.stopped_step is not None and not self._patience_spent(self.stopped_step):
             self.stopped_step = None  # `patience_steps` was raised since: train on.
@@ -243,6 +258,10 @@ class EarlyStopping(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
+            # A checkpoint written after this hook (a `Checkpoint` later in the callback list;
+            # `toolkit.fit`'s last save) would take the best weights for those training reached:
+            # the state keeps the reached ones, which `set_state` puts back on resume.
+            self._reached_weights = [_encode(w) for w in self.model.get_weights()]
             self.model.set_weights(self.best_weights)
             logger.info("EarlyStopping: restored the weights of step %s.", self.best_step)
 

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 NUM_STANDARD_ERRORS = 1.0
-SPREAD_WINDOW = 8
+SPREAD_WINDOW = 7
 MIN_SPREAD_EVALUATIONS = 5
 # Median of |N(0, 1)| times the standard deviation of a second difference of unit noise.
 _MEDIAN_ABS_SECOND_DIFFERENCE = 0.6744897501960817 * math.sqrt(6.0)

@@ -69,8 +69,7 @@ def _parse_batch_sizes(text):
 def _find_batch(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
-    from toolkit.probes.batch_size_finder import (MAX_EXAMPLES_PER_EXECUTION,
-                                                  default_batch_sizes, find_batch_size)
+    from toolkit.probes.batch_size_finder import default_batch_sizes, find_batch_size
     from toolkit.probes.memory import format_bytes, parse_memory_size
     from toolkit.recipe.prepare import prepare_recipe
     from toolkit.train.fast_defaults import apply_execution_settings
@@ -104,9 +103,9 @@ def _find_batch(args: argparse.Namespace) -> int:
                     "command": command})
         return 0 if search.largest_fitting is not None else EXIT_NOTHING_FITS
     print(f"Batch-size finder for {recipe.name!r}: batch sizes {sizes[0]} to {sizes[-1]} "
-          f"(dataset {dataset_size} examples); steps_per_execution {spe} (capped at "
-          f"{MAX_EXAMPLES_PER_EXECUTION} examples per call) and XLA {'on' if jit else 'off'}, as "
-          f"`toolkit train` runs its {recipe.train.steps} steps; took {seconds:.0f} s.")
+          f"(dataset {dataset_size} examples); steps_per_execution {spe} (fewer where one call "
+          f"would last over 0.25 s) and XLA {'on' if jit else 'off'}, as `toolkit train` runs "
+          f"its {recipe.train.steps} steps; took {seconds:.0f} s.")
     print(search.table())
     if search.knee is not None:
         print(f"Knee: batch size {search.knee}, the smallest within 5% of the best "

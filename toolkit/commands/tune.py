@@ -51,11 +51,18 @@ def _tune(args: argparse.Namespace) -> int:
         print_json({
             "search_dir": str(result.search_dir), "objective": result.objective,
             "direction": result.direction, "optimizer_steps": result.optimizer_steps,
-            "wall_seconds": result.wall_seconds,
+            "wall_seconds": result.wall_seconds, "worker": result.worker,
             "trials": [{"trial_id": t.trial_id, "run_dir": str(t.run_dir), "values": t.values,
                         "steps": t.steps, "validation": t.validation, "test": t.test,
                         "parent": t.parent} for t in result.trials],
         })
+        return 0
+    if result.worker is not None:
+        ran = ", ".join(sorted(trial.trial_id for trial in result.trials)) or "none"
+        print(f"Worker {result.worker} of the distributed search of {recipe.name!r} is done: "
+              f"ran trials {ran} ({result.optimizer_steps} optimizer steps, "
+              f"{result.wall_seconds:.1f} s). The chief writes {result.search_dir}/search.json "
+              f"and prints the best trial once every worker is done.")
         return 0
     best = result.best
     print(f"Finished the search of {recipe.name!r}: {len(result.trials)} trials, "

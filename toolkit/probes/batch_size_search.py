@@ -177,6 +177,10 @@ class BatchSizeSearch:
             (memory, [p.peak_memory_bytes / 2**20 for p in ran], "peak memory (MiB)"),
         ):
             panel.plot(sizes, values, "-o", color="tab:blue", markersize=4, label="measured")
+            if panel is speed:  # How far the windows spread: the timing noise of this machine.
+                panel.vlines(sizes, [min(p.window_examples_per_second) for p in ran],
+                             [max(p.window_examples_per_second) for p in ran], color="tab:blue",
+                             alpha=0.35, linewidth=3, label="range of windows")
             over = [i for i, p in enumerate(ran) if p.status == "over_max_memory"]
             if over:
                 panel.plot([sizes[i] for i in over], [values[i] for i in over], "s",

@@ -364,8 +364,8 @@ class TrainConfig:
     )
     strategy: str = setting(
         "auto", "tf.distribute strategy: auto (a TPU, else several GPUs mirrored, else one "
-        "device), default, mirrored, multi_worker (TF_CONFIG) or tpu. data.batch_size is the "
-        "global batch.",
+        "device), default, mirrored, multi_worker (refused: Keras fit fails under several "
+        "workers) or tpu. data.batch_size is the global batch.",
         choices=("auto", "default", "mirrored", "multi_worker", "tpu"),
     )
     precision: str = setting(

@@ -4,6 +4,8 @@
 the budget, one Keras epoch per evaluation interval, with fast execution defaults chosen by
 budget, TensorBoard logging on four axes when given a `run_dir`, and a progress bar over the
 whole budget. The budget is a total: calling `fit` again with a larger one continues.
+`toolkit.train.schedules` holds the learning-rate and batch-size schedules, pure functions of
+the optimizer step, so they resume exactly.
 
 Example:
 
@@ -22,5 +24,7 @@ Example:
 from toolkit.callbacks.step_history import StepHistory
 from toolkit.train.fit import fit
 from toolkit.train.options import Execution, Logging
+from toolkit.train.schedules import BatchSizeSchedule, FinalAnneal, learning_rate
 
-__all__ = ["fit", "Execution", "Logging", "StepHistory"]
+__all__ = ["fit", "BatchSizeSchedule", "Execution", "FinalAnneal", "Logging", "StepHistory",
+           "learning_rate"]

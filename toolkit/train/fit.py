@@ -28,6 +28,7 @@ from toolkit.checkpoint.checkpointer import Checkpointer
 from toolkit.checkpoint.run_lock import RunLock
 from toolkit.checkpoint.run_state import restore_run
 from toolkit.clock import TrainClock, optimizer_step
+from toolkit.distribute import check_strategy
 from toolkit.errors import ModelError, RecipeError, TrainingPreempted
 from toolkit.train.fast_defaults import apply_execution_settings
 from toolkit.train.intervals import fit_calls, interval_plan
@@ -94,6 +95,8 @@ def fit(
         ModelError: For a model that is not compiled, or a checkpoint of another model.
         RecipeError: For a bad `steps`, `eval_every_steps` or `verbose`.
         RunDirectoryInUse: Another process trains in `run_dir`.
+        StrategyError: The model was built under a strategy Keras's `fit` cannot train under
+            (a multi-worker one; `toolkit.distribute.check_strategy`).
         TrainingPreempted: SIGTERM or SIGINT stopped training after writing a checkpoint.
 
     Example:
@@ -109,6 +112,7 @@ def fit(
     [40, 45]
     """
     _check_compiled(model)
+    check_strategy(model.distribute_strategy)
     steps = check_steps("steps", steps)
     every = check_steps("eval_every_steps", eval_every_steps) if eval_every_steps else None
     verbose = _check_verbose(verbose)
@@ -172,12 +176,15 @@ def _run(
     clock.start()
     try:
         callbacks.set_params({"verbose": 0, "epochs": plan[-1][0] // every + 1, "steps": every})
+        model.stop_training = False  # A model left stopped by an earlier `fit` trains again.
         callbacks.begin_run()
         if checkpointer is not None:
             # The one place restored callback states are applied: after `on_train_begin`,
             # where callbacks reset themselves, and before the first step.
             checkpointer.apply_callback_states()
         budget = plan[-1][1]
+        if model.stop_training:  # A restored callback state says the run had stopped early.
+            plan = []
         while plan:
             for begin, end, num_epochs in fit_calls(plan, every, model.steps_per_execution):
                 epoch = begin // every

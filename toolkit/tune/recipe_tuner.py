@@ -75,6 +75,9 @@ class SearchResult:
         optimizer_steps: Optimizer steps taken by all trials together (a promoted trial counts
             only the steps it added to its parent's).
         wall_seconds: Time of this call (a resumed search counts from its restart).
+        worker: The `KERASTUNER_TUNER_ID` of a worker of a distributed search, whose `trials`
+            are those it ran; `None` for the search itself (one process, or the chief).
+            Defaults to `None`.
     """
 
     search_dir: Path
@@ -83,6 +86,7 @@ class SearchResult:
     trials: List[TrialResult]
     optimizer_steps: int
     wall_seconds: float
+    worker: Optional[str] = None
 
     @property
     def best(self) -> TrialResult:
@@ -133,9 +137,6 @@ class RecipeTuner(StepTuner):
         write_final_metrics(run_dir, final_metrics(summary), summary["steps"])
         return {f"val_{key}": value for key, value in summary["validation"].items()}
 
-    def on_search_begin(self) -> None:
-        super().on_search_begin()
-        declare_experiment(self.search_dir, self.recipe.tune)
 
 
 def declare_experiment(search_dir: Path, tune: TuneConfig) -> Path:
@@ -158,6 +159,11 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
                   verbose: int = 1) -> SearchResult:
     """Runs (or resumes) the search of a recipe's `[tune]` table.
 
+    A distributed search (KerasTuner's environment variables `KERASTUNER_TUNER_ID`,
+    `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`) runs this on a chief, which serves the
+    oracle, holds `search_dir` and returns every trial once the workers are done, and on each
+    worker, which runs trials and returns those it ran (see `SearchResult.worker`).
+
     Args:
         recipe: The recipe; `[tune]` holds the search, `data.validation_examples` the split it
             selects on.
@@ -170,7 +176,9 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
 
     Raises:
         RecipeError: For a recipe without a validation split or search space, a bad
-            objective, or a search directory that holds another recipe's search.
+            objective, a search directory that holds another recipe's search, or a distributed
+            search with missing environment variables, a worker given `fresh` or another recipe
+            than its chief's.
         RunDirectoryInUse: Another process runs a search in `search_dir`.
         TrainingPreempted: SIGTERM stopped a trial after a checkpoint; rerun to resume.
     """
@@ -186,6 +194,10 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
         )
     started = time.monotonic()
     search_dir = Path(search_dir)
+    worker = _distributed_worker()
+    if worker is not None:
+        return _work_for_chief(recipe, search_dir, worker, fresh=fresh, verbose=verbose,
+                               started=started)
     with RunLock(search_dir):
         recorded = search_dir / SEARCH_RECIPE
         if fresh:
@@ -204,6 +216,8 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
         hyperparameters = declare_space(recipe.tune.space)
         oracle = make_oracle(recipe.tune, hyperparameters, max_steps=recipe.train.steps)
         tuner = RecipeTuner(recipe, oracle, directory=search_dir, verbose=verbose)
+        # Here, not in a tuner hook: a distributed search's chief runs none, its workers all.
+        declare_experiment(search_dir, recipe.tune)
         with warnings.catch_warnings():
             # The same data-check warning would otherwise repeat for every trial.
             warnings.filterwarnings("once", category=UserWarning)
@@ -211,6 +225,67 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
         result = collect_results(tuner, time.monotonic() - started)
         write_results(result)
     return result
+
+
+def _distributed_worker() -> Optional[str]:
+    """This process's `KERASTUNER_TUNER_ID` if it is a worker of a distributed search, else None.
+
+    KerasTuner's rule: with `KERASTUNER_ORACLE_IP` set, the process whose `KERASTUNER_TUNER_ID`
+    holds "chief" serves the oracle, and every other one asks it for trials.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    missing = [name for name in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
+               if not os.environ.get(name)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise RecipeError(
+            f"KERASTUNER_ORACLE_IP is set, so this is a distributed search, but "
+            f"{' and '.join(missing)} {verb} not. Give the chief and every worker the same "
+            f"KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, and KERASTUNER_TUNER_ID=chief to "
+            f"the chief, tuner0, tuner1, ... to the workers; or unset KERASTUNER_ORACLE_IP."
+        )
+    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    return None if "chief" in tuner_id else tuner_id
+
+
+def _work_for_chief(recipe: Recipe, search_dir: Path, worker: str, *, fresh: bool,
+                    verbose: int, started: float) -> SearchResult:
+    """Runs a distributed search's trials that its chief gives this worker, until it says stop.
+
+    The worker takes no lock and writes no search file (`search.toml`, `search.json`): the chief
+    holds the search directory, and each trial's run directory has its own lock.
+    """
+    from toolkit.recipe.load import load_recipe
+
+    if fresh:
+        raise RecipeError(
+            f"--fresh deletes the search, which only the chief of a distributed search may do; "
+            f"this process is its worker {worker!r} (KERASTUNER_TUNER_ID). Pass --fresh to the "
+            f"chief only."
+        )
+    oracle = make_oracle(recipe.tune, declare_space(recipe.tune.space),
+                         max_steps=recipe.train.steps)
+    tuner = RecipeTuner(recipe, oracle, directory=search_dir, verbose=verbose)
+    # Wait for the chief's oracle (KerasTuner waits up to an hour): it serves only once it has
+    # recorded the recipe, and the worker writes nothing before (the chief refuses a search
+    # directory with files and no search.toml).
+    tuner.oracle.get_space()
+    recorded = search_dir / SEARCH_RECIPE
+    if not recorded.is_file():
+        raise RecipeError(
+            f"Worker {worker!r} finds no {recorded}, which its chief has written: the chief and "
+            f"its workers must share the search directory (--run-dir on a shared file system)."
+        )
+    if load_recipe(recorded) != recipe:
+        raise RecipeError(
+            f"Worker {worker!r} was given another recipe than its chief (see {recorded}). Start "
+            f"every worker with the chief's recipe and --set options."
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("once", category=UserWarning)
+        tuner.search()
+    return collect_results(tuner, time.monotonic() - started)
 
 
 def _has_files(folder: Path) -> bool:
@@ -234,11 +309,17 @@ def _empty(folder: Path) -> None:
 
 
 def collect_results(tuner: StepTuner, wall_seconds: float) -> SearchResult:
-    """The finished trials of a search, best first, read from their run directories."""
+    """The finished trials of a search, best first, read from their run directories.
+
+    A worker of a distributed search returns the trials it ran: its oracle is the chief's, over
+    gRPC, and the chief exits once every worker has been told to stop.
+    """
     oracle = tuner.oracle
+    objective = oracle.objective
+    worker = tuner._is_worker()
     trials = []
     steps = 0
-    for trial in oracle.get_best_trials(len(oracle.trials)):
+    for trial in tuner.trials_run if worker else oracle.get_best_trials(len(oracle.trials)):
         if trial.status != "COMPLETED":
             continue
         values = trial.hyperparameters.values
@@ -257,10 +338,12 @@ def collect_results(tuner: StepTuner, wall_seconds: float) -> SearchResult:
     for trial in trials:
         parent = by_id.get(trial.parent) if trial.parent is not None else None
         steps += trial.steps - (parent.steps if parent is not None else 0)
-    objective = oracle.objective
+    if worker:
+        trials.sort(key=lambda t: t.validation[objective.name],
+                    reverse=objective.direction == "max")
     return SearchResult(search_dir=tuner.search_dir, objective=objective.name,
                         direction=objective.direction, trials=trials, optimizer_steps=steps,
-                        wall_seconds=wall_seconds)
+                        wall_seconds=wall_seconds, worker=tuner.tuner_id if worker else None)
 
 
 def write_results(result: SearchResult) -> Path:

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import keras_tuner
 
@@ -48,6 +48,10 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
             build models. Defaults to `None`.
         overwrite: Delete the search directory's previous search first. Defaults to `False`.
         verbose: `1` prints one line per trial start and end, `0` nothing. Defaults to `1`.
+
+    Attributes:
+        trials_run: The trials this tuner ran, in order (a worker of a distributed search runs
+            some of the search's trials).
     """
 
     def __init__(self, oracle: Any, *, directory: str | os.PathLike, max_steps: int,
@@ -57,6 +61,7 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.max_steps, self.min_steps, self.verbose = int(max_steps), int(min_steps), verbose
         self._stop: Optional[BaseException] = None
         self._started: Dict[str, float] = {}
+        self.trials_run: List[Any] = []
         if overwrite and self.search_dir.exists():
             shutil.rmtree(self.search_dir)
         self.search_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +122,7 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self._stop = stop
             raise keras_tuner.errors.FatalError(str(stop)) from stop
         self._say_end(trial, metrics, time.monotonic() - started)
+        self.trials_run.append(trial)
         return metrics
 
     def train_trial(self, trial: Any, run_dir: Path, steps: int, *fit_args: Any,

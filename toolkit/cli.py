@@ -1,4 +1,4 @@
-"""The `toolkit` command: `toolkit train|tune|find-lr|doctor [RECIPE] [--set KEY=VALUE]...`, `compare`.
+"""The `toolkit` command: `toolkit train|tune|find-lr|find-batch|doctor [RECIPE] [--set K=V]...`.
 
 The command parses arguments and delegates to `toolkit.recipe` and `toolkit.probes` through one
 module per subcommand (`toolkit.commands`); it holds no training logic. A user
@@ -26,7 +26,7 @@ EXIT_USER_ERROR = 2
 
 
 # One module per subcommand (`toolkit.commands.<name>.add`), in `toolkit --help` order.
-_COMMANDS = ("train", "tune", "find_lr", "doctor", "compare")
+_COMMANDS = ("train", "tune", "find_lr", "find_batch", "doctor", "compare")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ def add(commands) -> None:
         description="Train the recipe's model briefly at batch sizes from 8 up to 4096 (powers "
         "of two, at most the dataset size) and measure the steady-state examples/s and peak "
         "memory of each; stop at out-of-memory or --max-memory. Reports the throughput knee "
-        "(the smallest batch size within 5%% of the best examples/s) and the largest batch size "
+        "(the smallest batch size within 5% of the best examples/s) and the largest batch size "
         "that fits. The model is left untouched; nothing is saved but the plot.",
     )
     add_recipe_arguments(find_batch)

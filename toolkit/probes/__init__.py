@@ -20,10 +20,13 @@ Example:
 ['healthy']
 """
 
+from toolkit.probes.batch_size_finder import find_batch_size
+from toolkit.probes.batch_size_search import BatchSizePoint, BatchSizeSearch
 from toolkit.probes.doctor import DoctorReport, doctor
 from toolkit.probes.lr_range import LearningRateSearch, find_learning_rate
 from toolkit.probes.sharpness import SharpnessResult, sharpness
 from toolkit.probes.snapshot import ModelSnapshot
 
-__all__ = ["DoctorReport", "LearningRateSearch", "ModelSnapshot", "SharpnessResult", "doctor",
+__all__ = ["BatchSizePoint", "BatchSizeSearch", "DoctorReport", "LearningRateSearch",
+           "ModelSnapshot", "SharpnessResult", "doctor", "find_batch_size",
            "find_learning_rate", "sharpness"]

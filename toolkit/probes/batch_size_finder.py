@@ -103,8 +103,8 @@ def find_batch_size(
     Args:
         model: A compiled Keras model (snapshotted and put back bit for bit), or a function
             without arguments returning a fresh compiled one (called once per batch size).
-            Timed with its own `steps_per_execution` (capped at 4096 examples per call) and
-            `jit_compile`.
+            Timed with its own `jit_compile` and `steps_per_execution` (lowered where one call
+            would outlast a window).
         data: Arrays or a source, drawn by `toolkit.data.endless(data, batch_size)`; or a
             function `batch_size -> batches` (a `tf.data.Dataset`, repeated if finite, or an
             iterable), e.g. `lambda b: prepared.train_data(batch_size=b)`.
@@ -127,6 +127,7 @@ def find_batch_size(
         DataError: If `data` cannot be re-batched or yields too few batches.
     """
     _check_arguments(max_memory_bytes, num_windows, window_seconds)
+    max_memory_bytes = None if max_memory_bytes is None else int(max_memory_bytes)
     make_batches, dataset_size = _batch_maker(data)
     sizes = _check_batch_sizes(batch_sizes, dataset_size)
     meter = PeakMemory.detect()

@@ -36,12 +36,31 @@ def train(batch_size, examples, seed, root):
     return result, result.model
 
 
+def draw(results, path):
+    """Test accuracy against the top Hessian eigenvalue, one point per run."""
+    from toolkit.report.figures import new_figure, save_png
+
+    figure, (panel,) = new_figure(1, 1)
+    for (batch_size, (accuracies, tops)), color in zip(results.items(), ("C0", "C3")):
+        panel.scatter(tops, accuracies, color=color, label=f"batch {batch_size}", s=40)
+    panel.set_xscale("log")
+    panel.set_xlabel("top Hessian eigenvalue (sharpness), log scale")
+    panel.set_ylabel("test accuracy (%)")
+    panel.set_title("same examples seen: the large batch ends sharper and less accurate",
+                    fontsize="medium")
+    panel.legend()
+    save_png(figure, path)
+    print(f"Figure: {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--small", type=int, default=64)
     parser.add_argument("--large", type=int, default=1024)
     parser.add_argument("--examples", type=int, default=256_000)
+    parser.add_argument("--figure", default="docs/figures/keskar2017.png",
+                        help="where to draw test accuracy against sharpness; empty: none")
     args = parser.parse_args()
     from toolkit.data import load
 
@@ -63,6 +82,8 @@ def main():
                 print(f"| {seed} | {batch_size} | {result.summary['steps']:,} | {accuracy:.1f}% "
                       f"| {top.eigenvalue:.4g} | {top.converged} |", flush=True)
     (small_accuracy, small_top), (large_accuracy, large_top) = results.values()
+    if args.figure:
+        draw(results, args.figure)
     print(f"mean test accuracy: {statistics.mean(small_accuracy):.2f}% (batch {args.small}), "
           f"{statistics.mean(large_accuracy):.2f}% (batch {args.large})")
     print(f"mean top eigenvalue: {statistics.mean(small_top):.4g} (batch {args.small}), "

@@ -80,6 +80,27 @@ def fit_tradeoff(steps, examples):
     return best[1], best[2]
 
 
+def draw(pairs, s_min, e_min, path):
+    """Steps against examples to the target, each batch size labelled, with the fitted curve."""
+    from toolkit.report.figures import new_figure, save_png
+
+    figure, (panel,) = new_figure(1, 1)
+    examples = np.geomspace(e_min * 1.01, max(p[2] for p in pairs) * 1.5, 200)
+    panel.plot(examples, s_min * (1 + 1 / (examples / e_min - 1)), color="C7",
+               label=f"(S/S_min - 1)(E/E_min - 1) = 1, B_crit = {e_min / s_min:,.0f}")
+    panel.scatter([p[2] for p in pairs], [p[1] for p in pairs], color="C0", zorder=3)
+    for batch_size, steps, examples_seen in pairs:
+        panel.annotate(f"B={batch_size}", (examples_seen, steps), textcoords="offset points",
+                       xytext=(5, 5), fontsize="small")
+    panel.set_xscale("log")
+    panel.set_yscale("log")
+    panel.set_xlabel("examples to the target loss")
+    panel.set_ylabel("optimizer steps to the target loss")
+    panel.legend(fontsize="small")
+    save_png(figure, path)
+    print(f"Figure: {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", nargs="+", type=int,
@@ -88,6 +109,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=6400,
                         help="examples between evaluations (the resolution of E)")
+    parser.add_argument("--figure", default="docs/figures/mccandlish2018.png",
+                        help="where to draw steps against examples to the target; empty: none")
     args = parser.parse_args()
     print(f"mnist1d_cnn_tune's model and split, Adam 5e-3, target validation loss {args.target}")
     print("| batch | steps to target | examples to target |")
@@ -110,6 +133,8 @@ def main():
         return
     s_min, e_min = fit_tradeoff([p[1] for p in pairs], [p[2] for p in pairs])
     critical = e_min / s_min
+    if args.figure:
+        draw(pairs, s_min, e_min, args.figure)
     print(f"fit: S_min = {s_min:,.0f} steps, E_min = {e_min:,.0f} examples, "
           f"B_crit = E_min / S_min = {critical:,.0f}")
     if noise_scale is not None:

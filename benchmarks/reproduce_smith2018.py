@@ -16,6 +16,7 @@ points, with at least 30% fewer updates.
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 
@@ -30,22 +31,34 @@ RECIPES = ("mnist1d_cnn_lr_decay", "mnist1d_cnn_batch_growth")
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--figure", default="docs/figures/smith2018_examples.png",
+                        help="where to copy the first seed's loss and accuracy against examples "
+                        "seen (toolkit compare's examples.png); empty: none")
     args = parser.parse_args()
     print("| seed | recipe | test accuracy | optimizer updates | examples seen | train s |")
     print("|---|---|---|---|---|---|")
     accuracy = {name: [] for name in RECIPES}
-    updates = {}
+    updates, first_runs = {}, []
     with tempfile.TemporaryDirectory() as root:
         for seed in args.seeds:
             for name in RECIPES:
                 recipe = load_recipe(name, [f"train.seed={seed}"])
-                summary = run_recipe(recipe, tempfile.mkdtemp(dir=root), verbose=0,
-                                     plots=False).summary
+                run_dir = os.path.join(root, f"seed{seed}", name)
+                summary = run_recipe(recipe, run_dir, verbose=0, plots=False).summary
+                if seed == args.seeds[0]:
+                    first_runs.append(run_dir)
                 accuracy[name].append(100 * summary["eval"]["accuracy"])
                 updates[name] = summary["steps"]
                 print(f"| {seed} | {name} | {accuracy[name][-1]:.1f}% | {summary['steps']:,} | "
                       f"{summary['examples_seen']:,} | {summary['wall_seconds']:.1f} |",
                       flush=True)
+        if args.figure:
+            from toolkit.report import compare_runs
+
+            comparison = compare_runs(first_runs, os.path.join(root, "compare"))
+            drawn = next(path for path in comparison.plots if path.name == "examples.png")
+            shutil.copyfile(drawn, args.figure)
+            print(f"Figure: {args.figure}")
     decay, growth = (accuracy[name] for name in RECIPES)
     differences = [b - a for a, b in zip(decay, growth)]
     print(f"mean test accuracy: {statistics.mean(decay):.2f}% (lr decay), "

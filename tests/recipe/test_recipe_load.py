@@ -77,11 +77,13 @@ def test_unknown_key_lists_the_valid_keys_of_its_table(tmp_path):
     assert "steps, eval_every_steps, log_every_steps, seed, deterministic" in message
 
 
-def test_unknown_table_and_keys_in_reserved_tables(tmp_path):
+def test_unknown_table_and_keys(tmp_path):
     with pytest.raises(RecipeError, match=r"unknown top-level key 'trainer'.*Did you mean 'train'"):
         load_recipe(_write(tmp_path, "[trainer]\nsteps = 10\n"))
-    with pytest.raises(RecipeError, match=r"\[tune\]: unknown key 'trials'.*none yet"):
+    with pytest.raises(RecipeError, match=r"\[tune\]: unknown key 'trials'.*Did you mean"):
         load_recipe(_write(tmp_path, "[tune]\ntrials = 10\n"))
+    with pytest.raises(RecipeError, match=r"\[callbacks\]: unknown key 'sharpness'"):
+        load_recipe(_write(tmp_path, "[callbacks]\nsharpness = 10\n"))
     with pytest.raises(RecipeError, match=r"'train' must be a table"):
         load_recipe(_write(tmp_path, "train = 3\n"))
 

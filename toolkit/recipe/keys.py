@@ -38,7 +38,7 @@ def iter_keys() -> Iterator[KeyInfo]:
     Example:
 
     >>> [info.key for info in iter_keys()][:3]
-    ['data.name', 'data.batch_size', 'data.sampling']
+    ['data.name', 'data.batch_size', 'data.batch_growth_steps']
     """
     for table, cls in TABLES.items():
         for field in dataclasses.fields(cls):

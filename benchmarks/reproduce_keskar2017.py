@@ -46,8 +46,7 @@ def draw(results, path):
     panel.set_xscale("log")
     panel.set_xlabel("top Hessian eigenvalue (sharpness), log scale")
     panel.set_ylabel("test accuracy (%)")
-    panel.set_title("same examples seen: the large batch ends sharper and less accurate",
-                    fontsize="medium")
+    panel.set_title("same examples seen", fontsize="medium")
     panel.legend()
     save_png(figure, path)
     print(f"Figure: {path}")

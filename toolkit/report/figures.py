@@ -146,8 +146,18 @@ def draw_on_axes(
         xlabel = f"{xlabel} ({unit}, {where})"
     panel.set_xlabel(xlabel)
     panel.set_ylabel(ylabel)
+    # 150k rather than 150000: six-digit example counts would run into each other.
+    panel.xaxis.set_major_formatter(ticker.FuncFormatter(_short_number))
     panel.grid(True, which="major", alpha=0.3)
     panel.legend(fontsize="small")
+
+
+def _short_number(value: float, _position=None) -> str:
+    """Tick text: `950`, `12.5k`, `1.2M`."""
+    for threshold, suffix in ((1e6, "M"), (1e4, "k")):
+        if abs(value) >= threshold:
+            return f"{value / (threshold if suffix == 'M' else 1e3):g}{suffix}"
+    return f"{value:g}"
 
 
 def _log_scale(panel) -> None:

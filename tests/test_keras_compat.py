@@ -411,3 +411,12 @@ def test_deterministic_options_below_a_parallel_map_decide_its_order():
     assert keras_compat.dataset_keeps_order(
         source.map(_identity, num_parallel_calls=2, deterministic=True)
     )
+
+
+def test_keras_tuner_failed_trial_tracebacks_switch_off_and_back():
+    from keras_tuner.src import config
+
+    before = config.DEBUG
+    with keras_compat.keras_tuner_tracebacks_off():
+        assert config.DEBUG is False
+    assert config.DEBUG == before

@@ -20,7 +20,8 @@ Example:
 '_PrefetchDataset'
 """
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+import contextlib
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import keras
 import tensorboard
@@ -35,10 +36,10 @@ __all__ = [  # Internal to the toolkit: not re-exported by `toolkit/__init__.py`
     "metrics_variables", "reset_compiled_functions", "reads_batch_end_logs", "keras_callback_state",
     "set_keras_callback_state", "sublayers", "outbound_operations", "keras_history",
     "node_input_tensors", "scalar_summary", "make_event", "open_event_writer", "dataset_inputs",
-    "dataset_op_name", "dataset_keeps_order",
+    "dataset_op_name", "dataset_keeps_order", "keras_tuner_tracebacks_off",
 ]
 
-CHECKED_ON = "Keras 3.15.1, TensorFlow 2.21.0, TensorBoard 2.21.0"
+CHECKED_ON = "Keras 3.15.1, TensorFlow 2.21.0, TensorBoard 2.21.0, KerasTuner 1.4.8"
 
 
 def _broken(assumption: str) -> RuntimeError:
@@ -301,3 +302,18 @@ def dataset_keeps_order(dataset: tf.data.Dataset) -> bool:
     if flag != "default":
         return flag == "true"
     return dataset.options().deterministic is not False
+
+
+@contextlib.contextmanager
+def keras_tuner_tracebacks_off() -> Iterator[None]:
+    """KerasTuner prints the traceback of every failed trial (`keras_tuner.src.config.DEBUG`,
+    on by default): off while the block runs. The message stays in the trial's `trial.json`."""
+    from keras_tuner.src import config
+
+    if not hasattr(config, "DEBUG"):
+        raise _broken("keras_tuner.src.config.DEBUG switches the failed-trial tracebacks")
+    previous, config.DEBUG = config.DEBUG, False
+    try:
+        yield
+    finally:
+        config.DEBUG = previous

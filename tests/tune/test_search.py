@@ -135,3 +135,24 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
     (tmp_path / "c" / "notes.txt").write_text("mine")
     assert main(["tune", str(TINY), "--run-dir", str(tmp_path / "c")]) == 2
     assert "not a toolkit search" in capsys.readouterr().err
+
+
+def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path, capsys):
+    import dataclasses
+    import warnings
+
+    from toolkit.recipe.space_tables import parse_space
+
+    recipe = load_recipe(TINY, ["tune.tuner=random", "tune.max_trials=2", "train.steps=20",
+                                "tune.max_steps=20", "optimizer.name=sgd"])
+    space = parse_space({"optimizer.learning_rate": {"choices": [3e-3, 1e9]}}, "", "")
+    recipe = dataclasses.replace(recipe, tune=dataclasses.replace(recipe.tune, space=space))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NanGuard's rollback warnings
+        result = search_recipe(recipe, tmp_path, verbose=1)
+    diverged = [t for t in ("0", "1") if t not in {trial.trial_id for trial in result.trials}]
+    assert len(result.trials) == 1 and result.failed == diverged
+    assert result.trials[0].values["optimizer.learning_rate"] == 3e-3
+    assert json.loads((tmp_path / "search.json").read_text())["failed_trials"] == diverged
+    output = capsys.readouterr()
+    assert "failed: Training diverged" in output.out and "Traceback" not in output.err

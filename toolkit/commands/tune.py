@@ -1,6 +1,7 @@
 """`toolkit tune [RECIPE] [--set KEY=VALUE]... [--run-dir DIR] [--fresh] [--json]`."""
 
 import argparse
+import sys
 
 from toolkit.commands.common import add_recipe_arguments, load_recipe_from_args, print_json
 
@@ -52,6 +53,7 @@ def _tune(args: argparse.Namespace) -> int:
             "search_dir": str(result.search_dir), "objective": result.objective,
             "direction": result.direction, "optimizer_steps": result.optimizer_steps,
             "wall_seconds": result.wall_seconds, "worker": result.worker,
+            "failed_trials": result.failed,
             "trials": [{"trial_id": t.trial_id, "run_dir": str(t.run_dir), "values": t.values,
                         "steps": t.steps, "validation": t.validation, "test": t.test,
                         "parent": t.parent} for t in result.trials],
@@ -64,6 +66,11 @@ def _tune(args: argparse.Namespace) -> int:
               f"{result.wall_seconds:.1f} s). The chief writes {result.search_dir}/search.json "
               f"and prints the best trial once every worker is done.")
         return 0
+    if not result.trials:
+        print(f"toolkit: no trial of the search finished: {len(result.failed)} diverged "
+              f"({', '.join(result.failed)}). Narrow the search space and rerun.",
+              file=sys.stderr)
+        return 1
     best = result.best
     print(f"Finished the search of {recipe.name!r}: {len(result.trials)} trials, "
           f"{result.optimizer_steps} optimizer steps, {result.wall_seconds:.1f} s.")
@@ -73,6 +80,8 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"    {key} = {value}")
     print("Validation metrics: " + ", ".join(f"{k[4:]} {v:.4g}" for k, v in best.validation.items()))
     print("Test metrics: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in best.test.items()))
+    if result.failed:
+        print(f"Failed trials (diverged): {', '.join(result.failed)}")
     print(f"Best run directory: {best.run_dir}")
     print(f"Search directory: {result.search_dir} (search.json lists every trial)")
     print(f"TensorBoard: tensorboard --logdir {result.search_dir} (HParams tab)")

@@ -78,6 +78,8 @@ class SearchResult:
         worker: The `KERASTUNER_TUNER_ID` of a worker of a distributed search, whose `trials`
             are those it ran; `None` for the search itself (one process, or the chief).
             Defaults to `None`.
+        failed: Ids of the trials that diverged (KerasTuner's FAILED trials). Defaults to
+            `[]`.
     """
 
     search_dir: Path
@@ -87,6 +89,7 @@ class SearchResult:
     optimizer_steps: int
     wall_seconds: float
     worker: Optional[str] = None
+    failed: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def best(self) -> TrialResult:
@@ -341,9 +344,12 @@ def collect_results(tuner: StepTuner, wall_seconds: float) -> SearchResult:
     if worker:
         trials.sort(key=lambda t: t.validation[objective.name],
                     reverse=objective.direction == "max")
+    failed = [] if worker else sorted(
+        trial_id for trial_id, trial in oracle.trials.items() if trial.status == "FAILED")
     return SearchResult(search_dir=tuner.search_dir, objective=objective.name,
                         direction=objective.direction, trials=trials, optimizer_steps=steps,
-                        wall_seconds=wall_seconds, worker=tuner.tuner_id if worker else None)
+                        wall_seconds=wall_seconds, worker=tuner.tuner_id if worker else None,
+                        failed=failed)
 
 
 def write_results(result: SearchResult) -> Path:
@@ -352,6 +358,7 @@ def write_results(result: SearchResult) -> Path:
             for trial in result.trials]
     document = {"objective": result.objective, "direction": result.direction,
                 "optimizer_steps": result.optimizer_steps,
-                "wall_seconds": result.wall_seconds, "trials": rows}
+                "wall_seconds": result.wall_seconds, "trials": rows,
+                "failed_trials": result.failed}
     return atomic_write.write_text(result.search_dir / RESULTS_FILE,
                                    json.dumps(document, indent=2, default=str))

@@ -12,6 +12,10 @@ restores the parent's *last* checkpoint (weights, Adam's state, the clock, the d
 and continues: its first optimizer step follows its parent's last one, and its curves continue
 on all four axes.
 
+**A diverging trial fails, the search goes on.** `toolkit.errors.TrainingDivergedError` (the
+NaN guard could not recover) marks the trial FAILED in KerasTuner (no score, never promoted);
+any other toolkit error (a preemption, a user mistake) stops the search, resumable.
+
 **A killed search resumes.** Rerunning the same search on the same directory reloads the oracle
 (with `toolkit.tune.oracles.SearchResume`'s repairs), reruns the interrupted trial under its id,
 which resumes from its own checkpoint, and goes on; finished trials are not run again.
@@ -28,7 +32,8 @@ from typing import Any, Dict, List, Optional
 
 import keras_tuner
 
-from toolkit.errors import ToolkitError
+from toolkit import keras_compat
+from toolkit.errors import ToolkitError, TrainingDivergedError
 
 __all__ = ["StepTuner", "TRIALS_DIRECTORY"]
 
@@ -88,11 +93,20 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._stop = None
         self.oracle.verbose = 0  # One line per trial from this tuner instead of KerasTuner's tables.
         try:
-            super().search(*fit_args, **fit_kwargs)
+            with keras_compat.keras_tuner_tracebacks_off():  # One line per failed trial instead.
+                super().search(*fit_args, **fit_kwargs)
         except keras_tuner.errors.FatalError:
             if self._stop is not None:
                 raise self._stop from None
             raise
+        except RuntimeError as error:  # KerasTuner's "Number of consecutive failures exceeded"
+            if "consecutive failures" not in str(error):
+                raise
+            raise TrainingDivergedError(
+                f"{self.oracle.max_consecutive_failed_trials} trials in a row diverged, so the "
+                f"search stopped (the last: {' '.join(str(error).split()[-40:])}). Narrow the "
+                f"search space, e.g. lower the learning rate's upper bound, and rerun to resume."
+            ) from None
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
@@ -118,6 +132,10 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
         started = time.monotonic()
         try:
             metrics = self.train_trial(trial, run_dir, steps, *fit_args, **fit_kwargs)
+        except TrainingDivergedError as diverged:  # An outcome of these values, not a mistake.
+            if self.verbose:
+                print(f"    failed: {' '.join(str(diverged).split())}", flush=True)
+            raise keras_tuner.errors.FailedTrialError(str(diverged)) from diverged
         except ToolkitError as stop:  # Preempted, or a user mistake: stop, keep it resumable.
             self._stop = stop
             raise keras_tuner.errors.FatalError(str(stop)) from stop

@@ -156,3 +156,23 @@ def test_a_diverging_trial_fails_and_the_search_goes_on(tmp_path, capsys):
     assert json.loads((tmp_path / "search.json").read_text())["failed_trials"] == diverged
     output = capsys.readouterr()
     assert "failed: Training diverged" in output.out and "Traceback" not in output.err
+
+
+def test_raising_max_trials_extends_a_random_search(tmp_path):
+    import dataclasses
+
+    from toolkit.recipe.space_tables import parse_space
+
+    def recipe(trials):
+        base = load_recipe(TINY, ["tune.tuner=random", f"tune.max_trials={trials}",
+                                  "train.steps=10", "tune.max_steps=10",
+                                  "train.deterministic=false"])
+        space = parse_space({"optimizer.learning_rate": {"min": 1e-3, "max": 1e-2}}, "", "")
+        return dataclasses.replace(base, tune=dataclasses.replace(base.tune, space=space))
+
+    first = search_recipe(recipe(2), tmp_path, verbose=0)
+    more = search_recipe(recipe(3), tmp_path, verbose=0)
+    assert len(first.trials) == 2 and len(more.trials) == 3
+    assert {t.trial_id for t in first.trials} < {t.trial_id for t in more.trials}
+    with pytest.raises(RecipeError, match="only tune.max_trials may change"):
+        search_recipe(load_recipe(TINY, ["tune.factor=2"]), tmp_path, verbose=0)

@@ -205,10 +205,11 @@ def search_recipe(recipe: Recipe, search_dir: str | os.PathLike, *, fresh: bool 
         recorded = search_dir / SEARCH_RECIPE
         if fresh:
             _empty(search_dir)
-        elif recorded.is_file() and load_recipe(recorded) != recipe:
+        elif recorded.is_file() and not _same_search(load_recipe(recorded), recipe):
             raise RecipeError(
                 f"{str(search_dir)!r} holds the search of a different recipe (see "
-                f"{recorded}). Add --fresh to start over there, or pass another --run-dir."
+                f"{recorded}); only tune.max_trials may change to extend a search. Add --fresh "
+                f"to start over there, or pass another --run-dir."
             )
         elif not recorded.is_file() and _has_files(search_dir):
             raise RecipeError(
@@ -289,6 +290,15 @@ def _work_for_chief(recipe: Recipe, search_dir: Path, worker: str, *, fresh: boo
         warnings.filterwarnings("once", category=UserWarning)
         tuner.search()
     return collect_results(tuner, time.monotonic() - started)
+
+
+def _same_search(recorded: Recipe, recipe: Recipe) -> bool:
+    """Whether `recipe` continues `recorded`'s search: equal but for `tune.max_trials`, which a
+    rerun may raise to add trials (KerasTuner reads it afresh; it is not in `oracle.json`)."""
+    def without_cap(r: Recipe) -> Recipe:
+        return dataclasses.replace(r, tune=dataclasses.replace(r.tune, max_trials=0))
+
+    return without_cap(recorded) == without_cap(recipe)
 
 
 def _has_files(folder: Path) -> bool:

@@ -167,7 +167,7 @@ def plain_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, facto
 
 
 def toolkit_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, factor=3,
-                      validation_examples=500):
+                      validation_examples=500, overrides=()):
     """Runs `toolkit tune` on the shipped `mnist1d_cnn_tune` recipe with the same setting.
 
     The same space (learning rate x width, `model.filters = [w] * 4`), budgets (min_steps =
@@ -184,6 +184,7 @@ def toolkit_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, fac
         max_epochs: `tune.max_steps` in units of `steps_per_epoch`.
         factor: Hyperband's reduction factor.
         validation_examples: `data.validation_examples`.
+        overrides: More `--set` overrides of the recipe. Defaults to `()`.
 
     Returns:
         The keys of `plain_hyperband`'s result.
@@ -195,7 +196,7 @@ def toolkit_hyperband(workdir, *, seed=0, steps_per_epoch=300, max_epochs=9, fac
         f"train.seed={seed}", f"tune.seed={seed + 1}", f"tune.min_steps={steps_per_epoch}",
         f"tune.max_steps={steps_per_epoch * max_epochs}", f"tune.factor={factor}",
         f"train.steps={steps_per_epoch * max_epochs}", f"train.eval_every_steps={steps_per_epoch}",
-        f"data.validation_examples={validation_examples}"])
+        f"data.validation_examples={validation_examples}", *overrides])
     start, start_cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -224,6 +225,10 @@ def main():
     parser.add_argument("--workdir", default=None,
                         help="folder for the tuners' files (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=sorted(CONTENDERS), default=None,
+                        help="run one contender")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="recipe overrides for the toolkit contender")
     parser.add_argument("--quick", action="store_true",
                         help="smoke setting: max_epochs=3, steps_per_epoch=20")
     args = parser.parse_args()
@@ -239,7 +244,10 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     try:
         for name, run in CONTENDERS.items():
-            result = run(os.path.join(workdir, name), **setting)
+            if args.only not in (None, name):
+                continue
+            extra = {"overrides": args.overrides} if name == "toolkit tune" else {}
+            result = run(os.path.join(workdir, name), **setting, **extra)
             best = ", ".join(f"{key}={value:.3g}" if isinstance(value, float)
                              else f"{key}={value}"
                              for key, value in result["best_hyperparameters"].items())

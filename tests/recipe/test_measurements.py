@@ -33,3 +33,23 @@ def test_probes_are_off_by_default(tmp_path):
     recipe = smoke_recipe(load_recipe("digits_mlp", ["train.deterministic=false"]))
     summary = run_recipe(recipe, tmp_path, verbose=0, plots=False).summary
     assert "gradient_noise" not in summary and "sharpness" not in summary
+
+
+def test_restore_best_ends_on_the_best_evaluation(tmp_path):
+    recipe = smoke_recipe(load_recipe("digits_mlp", [
+        "train.deterministic=false", 'callbacks.restore_best="val_accuracy"',
+        "train.steps=20", "train.eval_every_steps=5", 'optimizer.learning_rate=0.05']))
+    summary = run_recipe(recipe, tmp_path, verbose=0, plots=False).summary
+    history = summary["history"]
+    best = max(range(len(history["steps"])), key=lambda i: history["val_accuracy"][i])
+    assert summary["restored_best"]["step"] == history["steps"][best]
+    # Without a validation split the evaluation data is the test split: the final test
+    # evaluation is the best evaluation's.
+    assert summary["eval"]["accuracy"] == pytest.approx(history["val_accuracy"][best])
+
+
+def test_restore_best_needs_an_evaluation_metric():
+    from toolkit.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="val_<metric>"):
+        load_recipe("digits_mlp", ['callbacks.restore_best="accuracy"'])

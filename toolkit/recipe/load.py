@@ -277,6 +277,10 @@ def _check_schedules(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: `optimizer.final_anneal_fraction` must be below 1 (a "
                           f"fraction of the budget, e.g. 0.1). Received: "
                           f"{optimizer.final_anneal_fraction!r}.")
+    restore = recipe.callbacks.restore_best
+    if restore and not restore.startswith("val_"):
+        raise RecipeError(f"{source}: `callbacks.restore_best` must name an evaluation metric, "
+                          f"val_<metric> such as val_loss or val_accuracy. Received: {restore!r}.")
     if data.batch_growth_steps and data.batch_growth_factor == 1:
         raise RecipeError(f"{source}: `data.batch_growth_factor` = 1 grows nothing at "
                           f"`data.batch_growth_steps`. Use a factor of 2 or more.")

@@ -1,4 +1,5 @@
-"""The optional measurements of a recipe run (`[callbacks]`): gradient noise scale, sharpness.
+"""The optional callbacks of a recipe run (`[callbacks]`): gradient noise scale, sharpness, and
+ending on the best weights (`callbacks.restore_best`).
 
 `measurement_callbacks` builds the probes the recipe asks for, on the recipe's own training data
 (the probes draw their batches with their own seeds, outside the training steps); after training
@@ -23,6 +24,7 @@ from toolkit.recipe.schema import Recipe
 
 __all__ = ["measurement_callbacks", "measurement_summary"]
 
+NEVER_STOP_STEPS = 2**62  # `callbacks.restore_best`'s patience.
 _SHARPNESS_EXAMPLES = 512  # The fixed probe batch: enough for a stable estimate, cheap to solve.
 
 
@@ -39,17 +41,23 @@ def measurement_callbacks(recipe: Recipe, inputs: Any, run_dir: Optional[os.Path
     """
     from toolkit.callbacks import GradientNoiseScale, Sharpness
 
+    from toolkit.callbacks import EarlyStopping
+
     config = recipe.callbacks
+    callbacks: List = []
+    if config.restore_best:
+        # Patience beyond any budget: it never stops, it only keeps and restores the best.
+        callbacks.append(EarlyStopping(NEVER_STOP_STEPS, monitor=config.restore_best,
+                                       min_delta=0.0, restore_best_weights=True))
     wanted = config.gradient_noise_every_steps or config.sharpness_every_steps
     if not wanted:
-        return []
+        return callbacks
     if inputs.multi_head:
         warnings.warn("The [callbacks] probes measure one head's loss; this recipe trains "
                       "several heads, so they are skipped.", stacklevel=2)
-        return []
+        return callbacks
     data = inputs.heads[""]
     log_dir = os.fspath(run_dir) if run_dir is not None else None
-    callbacks: List = []
     if config.gradient_noise_every_steps:
         callbacks.append(GradientNoiseScale(
             (data.x_train, data.y_train), log_dir=log_dir, batch_size=recipe.data.batch_size,
@@ -62,16 +70,17 @@ def measurement_callbacks(recipe: Recipe, inputs: Any, run_dir: Optional[os.Path
 
 
 def measurement_summary(callbacks: List) -> Dict[str, Any]:
-    """`summary.json` entries of the probes: `gradient_noise` and `sharpness`.
+    """`summary.json` entries of the probes: `gradient_noise`, `sharpness`, `restored_best`.
 
     Args:
         callbacks: The callbacks of `measurement_callbacks`, after training.
 
     Returns:
         A dict with `gradient_noise` (`noise_scale`, `batch_size`, `probes`, `summary`) and/or
-        `sharpness` (`step`, `eigenvalue`, `threshold` = 2/η, `ratio` = λ/(2/η), `probes`).
+        `sharpness` (`step`, `eigenvalue`, `threshold` = 2/η, `ratio` = λ/(2/η), `probes`),
+        and/or `restored_best` (`monitor`, `step`, `value`).
     """
-    from toolkit.callbacks import GradientNoiseScale, Sharpness
+    from toolkit.callbacks import EarlyStopping, GradientNoiseScale, Sharpness
 
     summary: Dict[str, Any] = {}
     for callback in callbacks:
@@ -79,6 +88,9 @@ def measurement_summary(callbacks: List) -> Dict[str, Any]:
             summary["gradient_noise"] = {
                 "noise_scale": callback.noise_scale, "batch_size": callback.batch_size,
                 "probes": len(callback.history), "summary": callback.summary()}
+        elif isinstance(callback, EarlyStopping) and callback.best_step is not None:
+            summary["restored_best"] = {"monitor": callback.monitor, "step": callback.best_step,
+                                        "value": callback.best_value}
         elif isinstance(callback, Sharpness) and callback.history:
             step, value, threshold = callback.history[-1]
             summary["sharpness"] = {

@@ -384,6 +384,8 @@ class CallbacksConfig:
             (the critical batch size, S1.5); `0`: off.
         sharpness_every_steps: Steps between `toolkit.callbacks.Sharpness` probes (the top
             Hessian eigenvalue next to 2/η); `0`: off.
+        restore_best: A `val_<metric>`: end on the weights of the best evaluation by it
+            (`toolkit.callbacks.EarlyStopping` that never stops); `""`: the last weights.
 
     Example:
 
@@ -398,6 +400,11 @@ class CallbacksConfig:
     sharpness_every_steps: int = setting(
         0, "Optimizer steps between sharpness probes (top Hessian eigenvalue against 2/learning "
         "rate, in report.md); 0: off.", minimum=0,
+    )
+    restore_best: str = setting(
+        "", "End the run on the weights of its best evaluation by this metric (val_loss, "
+        "val_accuracy, ...; S1.4), kept across resumes; a continued run goes on from where "
+        "training was. Empty: the last weights.",
     )
 
 

@@ -248,3 +248,12 @@ class _KillAt(keras.callbacks.Callback):
 if __name__ == "__main__":
     _train(_build(), BUDGET, [EarlyStopping(PATIENCE), _KillAt(int(sys.argv[2]))],
            run_dir=sys.argv[1], checkpoint_every_steps=20)
+
+
+def test_scalar_weights_keep_their_shape_through_the_state():
+    from toolkit.callbacks.early_stopping import _decode, _encode
+
+    for array in (np.float32(3.5) * np.ones(()), np.arange(6, dtype="float32").reshape(2, 3)):
+        again = _decode(_encode(array))
+        assert again.shape == array.shape and again.dtype == array.dtype
+        np.testing.assert_array_equal(again, array)

@@ -316,7 +316,8 @@ class EarlyStopping(keras.callbacks.Callback):
 
 
 def _encode(array: np.ndarray) -> Dict[str, Any]:
-    array = np.ascontiguousarray(array)
+    # Not `np.ascontiguousarray`: it turns a 0-d array (a scalar variable) into shape (1,).
+    array = np.array(array, order="C")
     return {
         "dtype": str(array.dtype),
         "shape": list(array.shape),

@@ -36,10 +36,14 @@ def test_probes_are_off_by_default(tmp_path):
 
 
 def test_restore_best_ends_on_the_best_evaluation(tmp_path):
-    recipe = smoke_recipe(load_recipe("digits_mlp", [
-        "train.deterministic=false", 'callbacks.restore_best="val_accuracy"',
-        "train.steps=20", "train.eval_every_steps=5", 'optimizer.learning_rate=0.05']))
-    summary = run_recipe(recipe, tmp_path, verbose=0, plots=False).summary
+    def recipe(steps):
+        return smoke_recipe(load_recipe("digits_mlp", [
+            "train.deterministic=false", 'callbacks.restore_best="val_accuracy"',
+            f"train.steps={steps}", "train.eval_every_steps=5", "optimizer.learning_rate=0.05"]))
+
+    run_recipe(recipe(10), tmp_path, verbose=0, plots=False)
+    # Continued: the best weights and value come back from the checkpoint (scalar weights too).
+    summary = run_recipe(recipe(20), tmp_path, verbose=0, plots=False).summary
     history = summary["history"]
     best = max(range(len(history["steps"])), key=lambda i: history["val_accuracy"][i])
     assert summary["restored_best"]["step"] == history["steps"][best]

@@ -62,7 +62,7 @@ def test_configs_are_frozen():
 
 def test_callbacks_and_tune_tables_declare_their_keys():
     assert [f.name for f in dataclasses.fields(CallbacksConfig)] == [
-        "gradient_noise_every_steps", "sharpness_every_steps"]
+        "gradient_noise_every_steps", "sharpness_every_steps", "restore_best"]
     assert "space" in [f.name for f in dataclasses.fields(TuneConfig)]
     with pytest.raises(TypeError):
         TrainConfig(epochs=3)

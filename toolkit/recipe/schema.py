@@ -1,16 +1,17 @@
 """The recipe schema: every key a recipe may hold, its type, default and one-line help.
 
 A recipe is a tree of frozen dataclasses, one per TOML table: `[data]`, `[model]`, `[optimizer]`,
-`[train]`, `[callbacks]` and `[tune]` (the search of `toolkit tune`). Each field is
-declared with `setting()`, which records its help text and, where it applies, its allowed choices
-and lower bound; the loader (`toolkit.recipe.load`) and the `toolkit train --help` key list read
-them from here, so this module is the single place that defines the recipe language.
+`[train]`, `[callbacks]` and `[tune]` (the search of `toolkit tune`, in
+`toolkit.recipe.tune_table`). Each field is declared with `setting()` (`toolkit.recipe.setting`),
+which records its help text and, where it applies, its allowed choices and lower bound; the
+loader (`toolkit.recipe.load`) and the `toolkit train --help` key list read them from here, so
+this module (with the two it imports its tables and entries from) defines the recipe language.
 
 TOML has no null, so an integer `0` or an empty string means "derive it" or "off" where the help
 says so (for example `model.num_outputs = 0` takes the number of classes from the data). Three
 keys hold nested values: `data.augment`, a list of `AugmentStep` tables, `data.sources`, one
 `SourceConfig` per `[data.sources.<head>]` table, and `tune.space`, one `SearchDimension` per
-`[tune.space]` entry.
+`[tune.space]` entry (`toolkit.recipe.entries`; every name is importable from here too).
 
 Example:
 
@@ -21,7 +22,10 @@ Example:
 """
 
 import dataclasses
-from typing import Any
+
+from toolkit.recipe.entries import AugmentStep, SearchDimension, SourceConfig
+from toolkit.recipe.setting import setting
+from toolkit.recipe.tune_table import TuneConfig
 
 __all__ = [
     "AugmentStep",
@@ -37,85 +41,6 @@ __all__ = [
     "TuneConfig",
     "setting",
 ]
-
-
-def setting(default: Any, help: str, *, choices: tuple = (), minimum: float | None = None):
-    """Declares one recipe key: its default, one-line help, allowed choices and lower bound.
-
-    Args:
-        default: The value used when a recipe leaves the key out (immutable: tuples for lists).
-        help: One line saying what the key does, shown by `toolkit train --help`.
-        choices: Allowed values of an enum-like string key; empty for any value. Defaults to `()`.
-        minimum: Smallest allowed value of a numeric key (inclusive). Defaults to `None`.
-
-    Returns:
-        A `dataclasses.field` carrying the metadata.
-
-    Example:
-
-    >>> import dataclasses
-    >>> @dataclasses.dataclass(frozen=True)
-    ... class Demo:
-    ...     units: int = setting(8, "Width of the layer.", minimum=1)
-    >>> dataclasses.fields(Demo)[0].metadata["help"]
-    'Width of the layer.'
-    """
-    metadata = {"help": help, "choices": tuple(choices), "minimum": minimum}
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class AugmentStep:
-    """One entry of `data.augment`: a `toolkit.data.augment` function and its arguments.
-
-    In TOML, `augment = [{name = "random_shift", max_shift = 4}]`; the loader checks the name
-    and the arguments against the function (`toolkit.recipe.augmentations`).
-
-    Args:
-        name: The augmentation, e.g. `"random_shift"` (see `toolkit.data.augment`).
-        arguments: Its keyword arguments as sorted `(name, value)` pairs (hashable, so recipes
-            stay comparable). Defaults to `()`.
-
-    Example:
-
-    >>> AugmentStep("gaussian_noise", (("stddev", 0.05),))
-    gaussian_noise(stddev=0.05)
-    """
-
-    name: str
-    arguments: tuple = ()
-
-    @property
-    def kwargs(self) -> dict:
-        """The arguments as a dict."""
-        return dict(self.arguments)
-
-    def __repr__(self) -> str:
-        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.arguments)})"
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class SourceConfig:
-    """One `[data.sources.<head>]` table: a dataset that trains the model's head `<head>`.
-
-    Args:
-        head: The table's name: the model output it trains and the prefix of its metrics
-            (`<head>_loss`).
-        name: A built-in dataset, `"tfds:NAME"` or `"package.module:function"`, like `data.name`.
-        weight: Relative share of the training examples drawn from this source. Defaults to `1.0`.
-
-    Example:
-
-    >>> SourceConfig(head="digit", name="mnist1d")
-    digit: mnist1d (weight 1.0)
-    """
-
-    head: str
-    name: str
-    weight: float = 1.0
-
-    def __repr__(self) -> str:
-        return f"{self.head}: {self.name} (weight {self.weight!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,124 +330,6 @@ class CallbacksConfig:
         "", "End the run on the weights of its best evaluation by this metric (val_loss, "
         "val_accuracy, ...; S1.4), kept across resumes; a continued run goes on from where "
         "training was. Empty: the last weights.",
-    )
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class SearchDimension:
-    """One entry of `[tune.space]`: a recipe key and the values a search tries for it.
-
-    In TOML, the key is quoted and the value is an inline table:
-    `"optimizer.learning_rate" = {min = 1e-4, max = 1e-2, sampling = "log"}` (a float range),
-    `"model.kernel_size" = {min = 3, max = 7, step = 2}` (integers when both bounds are),
-    `"model.filters" = {choices = [[32, 32], [64, 64]]}` (any values of the key's type) or
-    `"train.deterministic" = {choices = [true, false]}` (a boolean). `toolkit.recipe.space_tables`
-    parses them; `toolkit.tune` turns them into KerasTuner hyperparameters.
-
-    Args:
-        key: The recipe key, `table.key`.
-        choices: The values to choose from; empty for a range. Defaults to `()`.
-        min_value: Lower bound of a range. Defaults to `None`.
-        max_value: Upper bound of a range. Defaults to `None`.
-        sampling: `"linear"`, `"log"` or `"reverse_log"`, for a range. Defaults to `"linear"`.
-        step: Spacing of an integer range (or of a float grid). Defaults to `None`.
-
-    Example:
-
-    >>> SearchDimension("optimizer.learning_rate", min_value=1e-4, max_value=1e-2,
-    ...                 sampling="log")
-    optimizer.learning_rate in [0.0001, 0.01] (log)
-    """
-
-    key: str
-    choices: tuple = ()
-    min_value: Any = None
-    max_value: Any = None
-    sampling: str = "linear"
-    step: Any = None
-
-    @property
-    def kind(self) -> str:
-        """`"bool"`, `"choice"`, `"int"` or `"float"`."""
-        if self.choices:
-            is_bool = set(self.choices) == {True, False} and all(
-                isinstance(c, bool) for c in self.choices)
-            return "bool" if is_bool else "choice"
-        integers = all(isinstance(v, int) and not isinstance(v, bool)
-                       for v in (self.min_value, self.max_value))
-        return "int" if integers else "float"
-
-    def __repr__(self) -> str:
-        if self.choices:
-            return f"{self.key} in {list(self.choices)!r}"
-        step = f", step {self.step!r}" if self.step is not None else ""
-        return f"{self.key} in [{self.min_value!r}, {self.max_value!r}] ({self.sampling}{step})"
-
-
-@dataclasses.dataclass(frozen=True)
-class TuneConfig:
-    """The `[tune]` table: the search `toolkit tune` runs over the rest of the recipe.
-
-    Every trial is a full run of the recipe with the `[tune.space]` values applied, in its own
-    run directory under the search directory; budgets are optimizer steps.
-
-    Args:
-        tuner: KerasTuner's oracle: `"hyperband"`, `"random"` or `"bayesian"`.
-        objective: What trials are ranked by: `val_<metric>` on the validation split
-            (`data.validation_examples`), e.g. `"val_accuracy"`.
-        direction: `"max"`, `"min"`, or `"auto"` (min for losses and errors, else max).
-        max_trials: Trials of a random or Bayesian search (`0`: 10); for Hyperband, a cap
-            (`0`: none, as many trials as its brackets hold).
-        max_steps: Optimizer steps of a full trial; `0` takes `train.steps`.
-        min_steps: Hyperband: steps of the shortest trials; `0` takes `max_steps / factor**2`.
-        factor: Hyperband: the budget grows, and the trials shrink, by this factor per round.
-        hyperband_iterations: Hyperband: how many times to run all of its brackets.
-        seed: Seed of the oracle's choices.
-        space: `SearchDimension`s, one per `[tune.space]` entry.
-
-    Example:
-
-    >>> TuneConfig().tuner, TuneConfig().objective
-    ('hyperband', 'val_accuracy')
-    """
-
-    tuner: str = setting(
-        "hyperband",
-        "KerasTuner oracle: hyperband (step budgets; promoted trials continue from their "
-        "parent's checkpoint), random or bayesian.",
-        choices=("hyperband", "random", "bayesian"),
-    )
-    objective: str = setting(
-        "val_accuracy",
-        "Trial ranking: val_<metric> on the held-out validation split (data.validation_examples), "
-        "e.g. val_accuracy or val_loss.",
-    )
-    direction: str = setting(
-        "auto", "max, min, or auto (min for losses and errors, max otherwise).",
-        choices=("auto", "max", "min"),
-    )
-    max_trials: int = setting(
-        0, "Trials of a random or bayesian search (0: 10); a cap for hyperband (0: none, "
-        "as many as its brackets hold).", minimum=0
-    )
-    max_steps: int = setting(
-        0, "Optimizer steps of a full trial; 0 takes train.steps.", minimum=0
-    )
-    min_steps: int = setting(
-        0, "hyperband: optimizer steps of the shortest trials; 0 takes max_steps / factor^2.",
-        minimum=0,
-    )
-    factor: int = setting(
-        3, "hyperband: budget growth and trial reduction per round.", minimum=2
-    )
-    hyperband_iterations: int = setting(
-        1, "hyperband: how many times to run all of its brackets.", minimum=1
-    )
-    seed: int = setting(1, "Seed of the oracle's choices.", minimum=1)
-    space: tuple[SearchDimension, ...] = setting(
-        (),
-        '[tune.space] entries: "table.key" = {min = ..., max = ..., sampling = "log"} (a range; '
-        "integers when both bounds are, step optional) or {choices = [...]}.",
     )
 
 

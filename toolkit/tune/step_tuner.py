@@ -65,7 +65,6 @@ class StepTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.search_dir = Path(directory).absolute()
         self.max_steps, self.min_steps, self.verbose = int(max_steps), int(min_steps), verbose
         self._stop: Optional[BaseException] = None
-        self._started: Dict[str, float] = {}
         self.trials_run: List[Any] = []
         if overwrite and self.search_dir.exists():
             shutil.rmtree(self.search_dir)
